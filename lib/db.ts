@@ -1,0 +1,153 @@
+import { mkdir } from "node:fs/promises";
+import { DrizzleQueryError } from "drizzle-orm/errors";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import type { Env } from "./env.js";
+
+/**
+ * The only module that knows the drivers. Each is imported when it is chosen, so a function
+ * loads one: PGlite (embedded), node-postgres, or Neon's serverless driver over WebSocket.
+ */
+
+/** A drizzle database on any of the three drivers. */
+export type Database = PgDatabase<PgQueryResultHKT>;
+
+export type Driver = "pglite" | "pg" | "neon";
+
+/** An open database and how to close it. */
+export type DatabaseHandle = {
+  db: Database;
+  driver: Driver;
+  /** Ends the pool (or the embedded engine). */
+  close(): Promise<void>;
+};
+
+/** How to reach the database. */
+export type DatabaseOptions = {
+  /** Unset: the embedded PGlite at `pgliteDir`. */
+  url?: string;
+  /** Forces a driver; by default a `*.neon.tech` host means Neon, any other URL node-postgres. */
+  driver?: Driver;
+  /** @default ".data/pglite" (`memory://` keeps nothing) */
+  pgliteDir?: string;
+  /** Give up opening a connection after this. @default 3000 */
+  connectTimeoutMs?: number;
+  /** Give up waiting for a query's answer after this (client side, so a silent network counts). @default 5000 */
+  queryTimeoutMs?: number;
+  /** @default 10 */
+  poolMax?: number;
+  /** Neon driver settings for a local WebSocket proxy (tests); production uses Neon's defaults. */
+  neon?: { wsProxy: (host: string, port: number | string) => string; useSecureWebSocket: boolean };
+  /** Where pool errors go; they never crash the process. @default console.error */
+  onPoolError?: (error: Error) => void;
+};
+
+/** The options the environment asks for. */
+export function databaseOptionsFromEnv(env: Env): DatabaseOptions {
+  return {
+    url: env.DATABASE_URL,
+    driver: env.DATABASE_DRIVER,
+    pgliteDir: env.PGLITE_DIR,
+    connectTimeoutMs: env.DATABASE_CONNECT_TIMEOUT_MS,
+    queryTimeoutMs: env.DATABASE_QUERY_TIMEOUT_MS,
+    poolMax: env.DATABASE_POOL_MAX,
+  };
+}
+
+/** Which driver serves these options. */
+export function chooseDriver(options: Pick<DatabaseOptions, "url" | "driver">): Driver {
+  if (options.driver) return options.driver;
+  if (!options.url) return "pglite";
+  return new URL(options.url).hostname.endsWith(".neon.tech") ? "neon" : "pg";
+}
+
+/** Opens a database; no connection is made until the first query (PGlite starts at once). */
+export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHandle> {
+  const driver = chooseDriver(options);
+  if (driver !== "pglite" && !options.url) throw new Error(`The ${driver} driver needs DATABASE_URL.`);
+  if (driver === "pglite") return openPglite(options.pgliteDir ?? ".data/pglite");
+  return driver === "pg" ? openNodePostgres(options) : openNeon(options);
+}
+
+async function openPglite(dir: string): Promise<DatabaseHandle> {
+  const [{ PGlite }, { drizzle }] = await Promise.all([
+    import("@electric-sql/pglite"),
+    import("drizzle-orm/pglite"),
+  ]);
+  if (!dir.includes("://")) await mkdir(dir, { recursive: true });
+  const client = await PGlite.create(dir);
+  return { db: drizzle({ client }) as unknown as Database, driver: "pglite", close: () => client.close() };
+}
+
+function poolConfig(options: DatabaseOptions) {
+  const queryTimeoutMs = options.queryTimeoutMs ?? 5000;
+  return {
+    connectionString: options.url,
+    max: options.poolMax ?? 10,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? 3000,
+    // Client-side: also ends a query whose answer never comes (a silent network).
+    query_timeout: queryTimeoutMs,
+    // Server-side: the database stops the work too, instead of finishing it for nobody.
+    statement_timeout: queryTimeoutMs,
+    idleTimeoutMillis: 30_000,
+    keepAlive: true,
+  };
+}
+
+async function openNodePostgres(options: DatabaseOptions): Promise<DatabaseHandle> {
+  const [{ default: pg }, { drizzle }] = await Promise.all([
+    import("pg"),
+    import("drizzle-orm/node-postgres"),
+  ]);
+  const pool = new pg.Pool(poolConfig(options));
+  pool.on("error", options.onPoolError ?? logPoolError);
+  return { db: drizzle({ client: pool }) as unknown as Database, driver: "pg", close: () => pool.end() };
+}
+
+async function openNeon(options: DatabaseOptions): Promise<DatabaseHandle> {
+  const [{ Pool, neonConfig }, { drizzle }, { default: WebSocket }] = await Promise.all([
+    import("@neondatabase/serverless"),
+    import("drizzle-orm/neon-serverless"),
+    import("ws"),
+  ]);
+  neonConfig.webSocketConstructor = WebSocket;
+  // Coalescing waits for the next tick before sending, which costs every query about 1 ms.
+  neonConfig.coalesceWrites = false;
+  if (options.neon) {
+    neonConfig.wsProxy = options.neon.wsProxy;
+    neonConfig.useSecureWebSocket = options.neon.useSecureWebSocket;
+    // A local proxy to a trust-auth server answers no password prompt: pipelining one breaks the login.
+    neonConfig.pipelineConnect = false;
+    neonConfig.pipelineTLS = false;
+  }
+  const pool = new Pool(poolConfig(options));
+  pool.on("error", options.onPoolError ?? logPoolError);
+  return { db: drizzle({ client: pool }) as unknown as Database, driver: "neon", close: () => pool.end() };
+}
+
+function logPoolError(error: Error): void {
+  console.error(JSON.stringify({ level: "error", msg: "database pool error", error: error.message }));
+}
+
+// Connection exceptions (class 08), too many connections, shutdowns, cancelled by statement_timeout.
+const UNAVAILABLE_SQLSTATES = new Set(["53300", "57P01", "57P02", "57P03", "57014"]);
+const UNAVAILABLE_MESSAGE =
+  /timeout|timed out|terminated|ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|ENOTFOUND|EPIPE|socket|not queryable|Connection/i;
+
+/**
+ * True when an error means the database could not be reached or did not answer in time
+ * (as opposed to a bug in a statement). Looks through drizzle's wrapping `cause` chain.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let current = error, depth = 0; current instanceof Error && depth < 5; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) {
+      // A SQLSTATE from the server: it answered, so only these few mean "unavailable".
+      return code.startsWith("08") || UNAVAILABLE_SQLSTATES.has(code);
+    }
+    if (typeof code === "string" && UNAVAILABLE_MESSAGE.test(code)) return true;
+    // Drizzle's wrapper repeats the query and its parameters in its message: judge its cause only.
+    if (!(current instanceof DrizzleQueryError) && UNAVAILABLE_MESSAGE.test(current.message)) return true;
+    current = current.cause;
+  }
+  return false;
+}

@@ -1,0 +1,309 @@
+import { and, eq, gt, sql } from "drizzle-orm";
+import type { Database } from "./db.js";
+import { ApiError } from "./errors.js";
+import { conversationStates as locks } from "./schema.js";
+import { assertAgentAllowed, parseDeviceId } from "./validation.js";
+
+/** An active lock: which agent owns a device's conversation, until when, under which fencing token. */
+export type Lock = {
+  deviceId: string;
+  activeAgent: string;
+  /** Database time of the last successful set. */
+  lockedAt: Date;
+  /** `lockedAt + ttlSeconds`, by the database clock. */
+  expiresAt: Date;
+  ttlSeconds: number;
+  /** Fencing token: larger for every successful set, never reused. */
+  version: number;
+};
+
+/**
+ * When a set or clear may happen.
+ * - `always`: unconditionally (a set overwrites, a renewal when the agent is the same).
+ * - `ifAbsent`: only when no active lock exists (`If-None-Match: *`).
+ * - `ifVersion`: only when the active lock has this version (`If-Match: "<version>"`).
+ * - `ifPresent`: only when some active lock exists (`If-Match: *`).
+ */
+export type Condition =
+  | { kind: "always" }
+  | { kind: "ifAbsent" }
+  | { kind: "ifVersion"; version: number }
+  | { kind: "ifPresent" };
+
+/** A condition that did not hold, with the lock as it is now (`null`: none). */
+export type Refusal = { ok: false; reason: "held" | "version_mismatch" | "absent"; current: Lock | null };
+
+export type SetResult = { ok: true; lock: Lock } | Refusal;
+export type ClearResult = { ok: true; cleared: boolean } | Refusal;
+
+export type PurgeResult = { purged: number; batches: number; durationMs: number; complete: boolean };
+
+export type LockStats = {
+  activeLocks: number;
+  expiredAwaitingPurge: number;
+  byAgent: Record<string, number>;
+  oldestLockAgeSeconds: number | null;
+  averageLockAgeSeconds: number | null;
+};
+
+/** Limits a store enforces before any SQL runs. */
+export type LockStoreOptions = {
+  /** @default 86400 */
+  defaultTtlSeconds?: number;
+  /** @default 604800 */
+  maxTtlSeconds?: number;
+  /** Only these agents may take a lock. @default undefined (any valid name) */
+  allowedAgents?: readonly string[];
+};
+
+export type SetLockInput = { agent: string; ttlSeconds?: number | undefined; condition?: Condition };
+
+export type LockStore = ReturnType<typeof createLockStore>;
+
+const ALWAYS: Condition = { kind: "always" };
+
+/**
+ * The lock operations over one database. Get, set and clear are each one prepared SQL statement
+ * on the success path, with the condition and `now()` inside it; a refusal reads the current
+ * lock once more to report it. Invalid input throws an `ApiError` before any SQL.
+ */
+export function createLockStore(db: Database, options: LockStoreOptions = {}) {
+  const defaultTtlSeconds = options.defaultTtlSeconds ?? 86_400;
+  const maxTtlSeconds = options.maxTtlSeconds ?? 604_800;
+  const statements = prepareStatements(db);
+
+  async function get(deviceId: string): Promise<Lock | null> {
+    const [row] = await statements.get.execute({ deviceId: parseDeviceId(deviceId) });
+    return row ? toLock(row) : null;
+  }
+
+  async function refusal(deviceId: string, reason: Refusal["reason"]): Promise<Refusal> {
+    return { ok: false, reason, current: await get(deviceId) };
+  }
+
+  async function set(rawDeviceId: string, input: SetLockInput): Promise<SetResult> {
+    const deviceId = parseDeviceId(rawDeviceId);
+    assertAgentAllowed(input.agent, options.allowedAgents);
+    const ttlSeconds = input.ttlSeconds ?? defaultTtlSeconds;
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > maxTtlSeconds) {
+      throw new ApiError("invalid_body", `ttlSeconds: must be a whole number from 1 to ${maxTtlSeconds}`, {
+        fields: [{ field: "ttlSeconds", message: `must be a whole number from 1 to ${maxTtlSeconds}` }],
+      });
+    }
+    const params = { deviceId, agent: input.agent, ttlSeconds };
+    const condition = input.condition ?? ALWAYS;
+    switch (condition.kind) {
+      case "always": {
+        const [row] = await statements.upsert.execute(params);
+        if (!row) throw new Error("An unconditional upsert returned no row.");
+        return { ok: true, lock: toLock(row) };
+      }
+      case "ifAbsent": {
+        const [row] = await statements.acquire.execute(params);
+        return row ? { ok: true, lock: toLock(row) } : refusal(deviceId, "held");
+      }
+      case "ifVersion": {
+        const [row] = await statements.replaceVersion.execute({ ...params, version: condition.version });
+        return row ? { ok: true, lock: toLock(row) } : refusal(deviceId, "version_mismatch");
+      }
+      case "ifPresent": {
+        const [row] = await statements.replaceActive.execute(params);
+        return row ? { ok: true, lock: toLock(row) } : refusal(deviceId, "absent");
+      }
+    }
+  }
+
+  async function clear(rawDeviceId: string, condition: Condition = ALWAYS): Promise<ClearResult> {
+    const deviceId = parseDeviceId(rawDeviceId);
+    switch (condition.kind) {
+      case "always": {
+        // An expired row is deleted too, but it was no lock: only an active one counts as cleared.
+        const [row] = await statements.clear.execute({ deviceId });
+        return { ok: true, cleared: row?.active === true };
+      }
+      case "ifVersion": {
+        const [row] = await statements.clearVersion.execute({ deviceId, version: condition.version });
+        return row ? { ok: true, cleared: true } : refusal(deviceId, "version_mismatch");
+      }
+      case "ifPresent": {
+        const [row] = await statements.clearActive.execute({ deviceId });
+        return row ? { ok: true, cleared: true } : refusal(deviceId, "absent");
+      }
+      case "ifAbsent":
+        throw new ApiError(
+          "invalid_precondition",
+          "If-None-Match applies to setting a lock, not clearing it.",
+        );
+    }
+  }
+
+  /**
+   * Deletes expired rows in batches of `batchSize`, each one short statement through the
+   * `expires_at` index, until none are left or `timeBudgetMs` is spent. Rows another purge
+   * (or a writer) holds are skipped, so two purges at once neither wait nor double-count.
+   */
+  async function purgeExpired(limits: { batchSize: number; timeBudgetMs: number }): Promise<PurgeResult> {
+    const startedAt = performance.now();
+    let purged = 0;
+    let batches = 0;
+    for (;;) {
+      const [row] = rowsOf<{ purged: number }>(
+        await db.execute(sql`
+        with gone as (
+          delete from ${locks}
+          where ${locks.deviceId} = any(array(
+            select ${locks.deviceId} from ${locks}
+            where ${locks.expiresAt} <= now()
+            order by ${locks.expiresAt}
+            limit ${limits.batchSize}
+            for update skip locked))
+          and ${locks.expiresAt} <= now()
+          returning 1)
+        select count(*)::int as purged from gone`),
+      );
+      const count = Number(row?.purged ?? 0);
+      purged += count;
+      batches += 1;
+      const durationMs = Math.round(performance.now() - startedAt);
+      if (count < limits.batchSize) return { purged, batches, durationMs, complete: true };
+      if (durationMs >= limits.timeBudgetMs) return { purged, batches, durationMs, complete: false };
+    }
+  }
+
+  /** Counts and ages of the locks, in one statement, by the database clock. */
+  async function stats(): Promise<LockStats> {
+    const [row] = rowsOf<{
+      active_locks: number;
+      expired: number;
+      by_agent: Record<string, number> | string;
+      oldest_s: number | null;
+      average_s: number | null;
+    }>(
+      await db.execute(sql`
+      with live as (
+        select ${locks.activeAgent} as agent, extract(epoch from now() - ${locks.lockedAt})::float8 as age_s
+        from ${locks} where ${locks.expiresAt} > now())
+      select
+        (select count(*)::int from live) as active_locks,
+        (select count(*)::int from ${locks} where ${locks.expiresAt} <= now()) as expired,
+        (select coalesce(json_object_agg(agent, n), '{}'::json)::text
+           from (select agent, count(*)::int as n from live group by agent) per_agent) as by_agent,
+        (select max(age_s) from live) as oldest_s,
+        (select avg(age_s)::float8 from live) as average_s`),
+    );
+    if (!row) throw new Error("The stats statement returned no row.");
+    const seconds = (value: number | null) =>
+      value === null ? null : Math.round(Number(value) * 1000) / 1000;
+    return {
+      activeLocks: Number(row.active_locks),
+      expiredAwaitingPurge: Number(row.expired),
+      byAgent: typeof row.by_agent === "string" ? JSON.parse(row.by_agent) : row.by_agent,
+      oldestLockAgeSeconds: seconds(row.oldest_s),
+      averageLockAgeSeconds: seconds(row.average_s),
+    };
+  }
+
+  /** One round trip, to prove the database answers. */
+  async function ping(): Promise<void> {
+    await db.execute(sql`select 1`);
+  }
+
+  return { get, set, clear, purgeExpired, stats, ping };
+}
+
+type LockRow = typeof locks.$inferSelect;
+
+/** The rows of `db.execute`: every driver here answers with `{ rows }`. */
+function rowsOf<Row>(result: unknown): Row[] {
+  return (result as { rows: Row[] }).rows;
+}
+
+function toLock(row: LockRow): Lock {
+  return {
+    deviceId: row.deviceId,
+    activeAgent: row.activeAgent,
+    lockedAt: row.lockedAt,
+    expiresAt: row.expiresAt,
+    ttlSeconds: row.sessionTtlSeconds,
+    version: row.version,
+  };
+}
+
+function prepareStatements(db: Database) {
+  const deviceId = sql.placeholder("deviceId");
+  const version = sql.placeholder("version");
+  const ttlSeconds = sql.placeholder("ttlSeconds");
+  const isActive = gt(locks.expiresAt, sql`now()`);
+
+  const newLock = {
+    deviceId,
+    activeAgent: sql.placeholder("agent"),
+    lockedAt: sql`now()`,
+    sessionTtlSeconds: ttlSeconds,
+    expiresAt: sql`now() + make_interval(secs => ${ttlSeconds}::integer)`,
+    version: sql`nextval('conversation_states_version_seq')`,
+  };
+  const takeOver = {
+    activeAgent: sql`excluded.active_agent`,
+    lockedAt: sql`excluded.locked_at`,
+    sessionTtlSeconds: sql`excluded.session_ttl`,
+    expiresAt: sql`excluded.expires_at`,
+    version: sql`excluded.version`,
+  };
+  const replacement = {
+    activeAgent: sql`${newLock.activeAgent}`,
+    lockedAt: newLock.lockedAt,
+    sessionTtlSeconds: sql`${ttlSeconds}`,
+    expiresAt: newLock.expiresAt,
+    version: newLock.version,
+  };
+  const upsert = () => db.insert(locks).values(newLock);
+
+  return {
+    get: db
+      .select()
+      .from(locks)
+      .where(and(eq(locks.deviceId, deviceId), isActive))
+      .prepare("lock_get"),
+    upsert: upsert()
+      .onConflictDoUpdate({ target: locks.deviceId, set: takeOver })
+      .returning()
+      .prepare("lock_set"),
+    // An expired row is no lock: it may be taken over, a live one may not.
+    acquire: upsert()
+      .onConflictDoUpdate({
+        target: locks.deviceId,
+        set: takeOver,
+        setWhere: sql`${locks.expiresAt} <= now()`,
+      })
+      .returning()
+      .prepare("lock_acquire"),
+    replaceVersion: db
+      .update(locks)
+      .set(replacement)
+      .where(and(eq(locks.deviceId, deviceId), eq(locks.version, version), isActive))
+      .returning()
+      .prepare("lock_set_if_version"),
+    replaceActive: db
+      .update(locks)
+      .set(replacement)
+      .where(and(eq(locks.deviceId, deviceId), isActive))
+      .returning()
+      .prepare("lock_set_if_present"),
+    clear: db
+      .delete(locks)
+      .where(eq(locks.deviceId, deviceId))
+      .returning({ active: sql<boolean>`${isActive}` })
+      .prepare("lock_clear"),
+    clearVersion: db
+      .delete(locks)
+      .where(and(eq(locks.deviceId, deviceId), eq(locks.version, version), isActive))
+      .returning({ version: locks.version })
+      .prepare("lock_clear_if_version"),
+    clearActive: db
+      .delete(locks)
+      .where(and(eq(locks.deviceId, deviceId), isActive))
+      .returning({ version: locks.version })
+      .prepare("lock_clear_if_present"),
+  };
+}

@@ -1,0 +1,36 @@
+import { fileURLToPath } from "node:url";
+import { sql } from "drizzle-orm";
+import type { DatabaseHandle } from "./db.js";
+
+/** The generated SQL migrations (drizzle-kit), shipped beside `lib/`. */
+export const MIGRATIONS_FOLDER = fileURLToPath(new URL("../drizzle", import.meta.url));
+
+/**
+ * Applies the migrations in `drizzle/` that the database has not seen yet, with the driver's own
+ * drizzle migrator. Idempotent; concurrent runs on Postgres are serialised by drizzle's table.
+ * @returns how many migrations were applied now and how many the database has in all.
+ */
+export async function migrate(handle: DatabaseHandle): Promise<{ applied: number; total: number }> {
+  const before = await countApplied(handle);
+  const config = { migrationsFolder: MIGRATIONS_FOLDER };
+  const db = handle.db as never;
+  if (handle.driver === "pglite") await (await import("drizzle-orm/pglite/migrator")).migrate(db, config);
+  else if (handle.driver === "pg")
+    await (await import("drizzle-orm/node-postgres/migrator")).migrate(db, config);
+  else await (await import("drizzle-orm/neon-serverless/migrator")).migrate(db, config);
+  const total = await countApplied(handle);
+  return { applied: total - before, total };
+}
+
+async function countApplied(handle: DatabaseHandle): Promise<number> {
+  const exists = (await handle.db.execute(
+    sql`select to_regclass('drizzle.__drizzle_migrations') is not null as exists`,
+  )) as { rows: { exists: boolean }[] };
+  if (!exists.rows[0]?.exists) return 0;
+  const count = (await handle.db.execute(
+    sql`select count(*)::int as n from drizzle.__drizzle_migrations`,
+  )) as {
+    rows: { n: number }[];
+  };
+  return Number(count.rows[0]?.n ?? 0);
+}
