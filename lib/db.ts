@@ -1,4 +1,5 @@
 import { mkdir } from "node:fs/promises";
+import { sql } from "drizzle-orm";
 import { DrizzleQueryError } from "drizzle-orm/errors";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import type { Env } from "./env.js";
@@ -150,4 +151,28 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     current = current.cause;
   }
   return false;
+}
+
+/**
+ * Opens (if needed) and pings the database, giving up after `timeoutMs`.
+ * Never throws: a database that fails or does not answer is `{ ok: false }`.
+ */
+export async function checkDatabase(
+  source: { database(): Promise<DatabaseHandle> },
+  timeoutMs: number,
+): Promise<{ ok: true; latencyMs: number } | { ok: false; error: string }> {
+  const startedAt = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    const ping = source.database().then(({ db }) => db.execute(sql`select 1`));
+    await Promise.race([ping, timeout]);
+    return { ok: true, latencyMs: Math.round((performance.now() - startedAt) * 100) / 100 };
+  } catch (error) {
+    return { ok: false, error: error instanceof Error ? error.message : String(error) };
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -203,12 +203,7 @@ export function createLockStore(db: Database, options: LockStoreOptions = {}) {
     };
   }
 
-  /** One round trip, to prove the database answers. */
-  async function ping(): Promise<void> {
-    await db.execute(sql`select 1`);
-  }
-
-  return { get, set, clear, purgeExpired, stats, ping };
+  return { get, set, clear, purgeExpired, stats };
 }
 
 type LockRow = typeof locks.$inferSelect;

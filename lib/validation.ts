@@ -32,13 +32,13 @@ const AGENT_NAME_RULE = "must be 1 to 50 characters of A-Z a-z 0-9 _ . : -, star
 
 /** An agent name as the contract allows it. */
 export const agentNameSchema = z
-  .string("must be a string")
+  .string({ error: (issue) => (issue.input === undefined ? "is required" : "must be a string") })
   .check(z.regex(AGENT_NAME_PATTERN, AGENT_NAME_RULE));
 
 /** A lock duration: a whole number of seconds from 1 to `maxTtlSeconds`. */
 export function ttlSecondsSchema(maxTtlSeconds: number) {
   return z
-    .number("must be a number")
+    .number("must be a number of seconds")
     .check(
       z.int(`must be a whole number of seconds`),
       z.gte(1, `must be at least 1`),
@@ -46,29 +46,46 @@ export function ttlSecondsSchema(maxTtlSeconds: number) {
     );
 }
 
-/** The body of `PUT /api/session-lock`: exactly `agent` and an optional `ttlSeconds`. */
-export function lockRequestSchema(maxTtlSeconds: number) {
-  return z.strictObject({
-    agent: agentNameSchema,
-    ttlSeconds: z.optional(ttlSecondsSchema(maxTtlSeconds)),
-  });
+function buildLockRequestSchema(maxTtlSeconds: number) {
+  return z.strictObject(
+    {
+      agent: agentNameSchema,
+      ttlSeconds: z.optional(ttlSecondsSchema(maxTtlSeconds)),
+    },
+    {
+      error: (issue) =>
+        issue.code === "unrecognized_keys"
+          ? "unknown key: the body takes only agent and ttlSeconds"
+          : 'must be a JSON object such as {"agent": "scheduling", "ttlSeconds": 3600}',
+    },
+  );
 }
 
-export type LockRequest = z.infer<ReturnType<typeof lockRequestSchema>>;
+export type LockRequestSchema = ReturnType<typeof buildLockRequestSchema>;
+export type LockRequest = z.infer<LockRequestSchema>;
+
+const lockRequestSchemas = new Map<number, LockRequestSchema>();
+
+/** The body of `PUT /api/session-lock`: exactly `agent` and an optional `ttlSeconds` (built once per limit). */
+export function lockRequestSchema(maxTtlSeconds: number): LockRequestSchema {
+  let schema = lockRequestSchemas.get(maxTtlSeconds);
+  if (!schema) {
+    schema = buildLockRequestSchema(maxTtlSeconds);
+    lockRequestSchemas.set(maxTtlSeconds, schema);
+  }
+  return schema;
+}
 
 /** Turns zod issues into `invalid_body` naming every failing field. */
 export function invalidBody(error: z.core.$ZodError): ApiError {
-  const fields = error.issues.map((issue) => ({
-    field: issue.path.length > 0 ? issue.path.join(".") : issueKeys(issue),
-    message: issue.message,
-  }));
+  const fields = error.issues.flatMap((issue) =>
+    // Unknown keys are reported on the object itself: name each of them instead.
+    issue.code === "unrecognized_keys"
+      ? issue.keys.map((key) => ({ field: key, message: issue.message }))
+      : [{ field: issue.path.length > 0 ? issue.path.join(".") : "(body)", message: issue.message }],
+  );
   const detail = fields.map((f) => `${f.field}: ${f.message}`).join("; ");
   return new ApiError("invalid_body", detail, { fields });
-}
-
-function issueKeys(issue: z.core.$ZodIssue): string {
-  // Unknown keys are reported on the object itself; name them instead of "(root)".
-  return issue.code === "unrecognized_keys" ? issue.keys.join(", ") : "(body)";
 }
 
 /** Throws unless `agent` is a valid name and, when an allow-list is given, on it. */

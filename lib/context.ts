@@ -1,0 +1,87 @@
+import { type DatabaseHandle, databaseOptionsFromEnv, openDatabase } from "./db.js";
+import { type Env, env } from "./env.js";
+import { createLockStore, type LockStore } from "./locks.js";
+import { migrate } from "./migrate.js";
+
+/** One structured log line. */
+export type LogRecord = { level: "info" | "warn" | "error"; msg: string; [key: string]: unknown };
+export type Logger = (record: LogRecord) => void;
+
+/** What a route needs: the configuration, the database (opened on first use) and a logger. */
+export type Context = {
+  env: Env;
+  database(): Promise<DatabaseHandle>;
+  store(): Promise<LockStore>;
+  log: Logger;
+  /** Closes the database if it was opened. */
+  close(): Promise<void>;
+};
+
+/** Writes one JSON line a record to stdout, as Vercel's log drains expect. */
+export const jsonLogger: Logger = (record) => {
+  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`);
+};
+
+export type ContextOptions = {
+  /** How to open the database. @default openDatabase(databaseOptionsFromEnv(env)), migrating PGlite */
+  open?: () => Promise<DatabaseHandle>;
+  /** @default jsonLogger */
+  log?: Logger;
+};
+
+/**
+ * A context over `env`. The database opens on the first request that needs it; a failed open
+ * is not remembered, so the next request tries again (a database that comes back just works).
+ */
+export function createContext(env: Env, options: ContextOptions = {}): Context {
+  const open = options.open ?? (() => openFromEnv(env));
+  let opening: Promise<{ handle: DatabaseHandle; store: LockStore }> | undefined;
+
+  function ready() {
+    opening ??= open().then(
+      (handle) => ({
+        handle,
+        store: createLockStore(handle.db, {
+          defaultTtlSeconds: env.DEFAULT_SESSION_TTL,
+          maxTtlSeconds: env.MAX_SESSION_TTL,
+          allowedAgents: env.ALLOWED_AGENTS,
+        }),
+      }),
+      (error: unknown) => {
+        opening = undefined;
+        throw error;
+      },
+    );
+    return opening;
+  }
+
+  return {
+    env,
+    log: options.log ?? jsonLogger,
+    database: async () => (await ready()).handle,
+    store: async () => (await ready()).store,
+    async close() {
+      const current = opening;
+      opening = undefined;
+      if (current) await (await current).handle.close();
+    },
+  };
+}
+
+async function openFromEnv(env: Env): Promise<DatabaseHandle> {
+  const handle = await openDatabase(databaseOptionsFromEnv(env));
+  // The embedded database has no deploy step to migrate it: do it when it opens.
+  if (handle.driver === "pglite") await migrate(handle);
+  return handle;
+}
+
+let processContext: Context | undefined;
+
+/**
+ * The process's context, built from `process.env` on first use (what the `api/` functions run on).
+ * @throws ConfigError when a variable is bad; routes answer `misconfigured` then.
+ */
+export function defaultContext(): Context {
+  processContext ??= createContext(env());
+  return processContext;
+}

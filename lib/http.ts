@@ -1,0 +1,304 @@
+import { createHash, timingSafeEqual } from "node:crypto";
+import type * as z from "zod/mini";
+import { type Context, defaultContext, jsonLogger } from "./context.js";
+import { isDatabaseUnavailable } from "./db.js";
+import { ConfigError, type Env } from "./env.js";
+import { ApiError, toProblem } from "./errors.js";
+import type { Condition, Lock } from "./locks.js";
+import { DEVICE_ID_HEADER, invalidBody } from "./validation.js";
+
+/** The methods a Vercel function can export. */
+const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
+type Method = (typeof METHODS)[number];
+
+/** A route's own work for one method: parse, call `lib/`, answer. */
+export type MethodHandler = (request: Request, context: Context) => Promise<Response>;
+
+/** What a route serves: its name (for logs) and a handler for each method it allows. */
+export type RouteSpec = { name: string } & Partial<Record<"GET" | "PUT" | "DELETE", MethodHandler>>;
+
+/** A handler for every method Vercel can route, as `api/` files export them. */
+export type RouteHandlers = Record<Method, (request: Request) => Promise<Response>>;
+
+const RETRY_AFTER_SECONDS = "2";
+const CORS_ALLOW_HEADERS = "X-Device-ID, Content-Type, If-Match, If-None-Match";
+const CORS_MAX_AGE_SECONDS = "600";
+
+/**
+ * Binds a route to a context and returns a handler for every method: the allowed ones (HEAD
+ * answers as GET), `OPTIONS` (CORS preflight) and `405` for the rest. Every response, errors
+ * included, gets `Cache-Control: no-store`, CORS headers for allowed origins, a request id and
+ * one JSON log line.
+ */
+export function defineRoute(spec: RouteSpec) {
+  const allowed = (["GET", "HEAD", "PUT", "DELETE"] as const).filter((m) => spec[m === "HEAD" ? "GET" : m]);
+  const allow = [...allowed, "OPTIONS"].join(", ");
+
+  return (getContext: () => Context = defaultContext): RouteHandlers => {
+    const handle = async (method: Method, request: Request): Promise<Response> => {
+      const startedAt = performance.now();
+      const requestId = request.headers.get("x-vercel-id") ?? crypto.randomUUID();
+      let context: Context | undefined;
+      let response: Response;
+      try {
+        context = getContext();
+        const own = spec[method === "HEAD" ? "GET" : (method as "GET")];
+        if (method === "OPTIONS") response = new Response(null, { status: 204, headers: { Allow: allow } });
+        else if (own) response = await own(request, context);
+        else
+          throw new ApiError(
+            "method_not_allowed",
+            `${method} is not allowed here; use ${allow}.`,
+            {},
+            { Allow: allow },
+          );
+      } catch (error) {
+        response = errorResponse(error, context?.log ?? jsonLogger, requestId);
+      }
+      finish(response, request, context?.env, allow, requestId);
+      (context?.log ?? jsonLogger)({
+        level: "info",
+        msg: "request",
+        method,
+        route: spec.name,
+        status: response.status,
+        durationMs: Math.round((performance.now() - startedAt) * 100) / 100,
+        requestId,
+        device: deviceHash(request.headers.get(DEVICE_ID_HEADER)),
+      });
+      return response;
+    };
+    return Object.fromEntries(
+      METHODS.map((method) => [method, (request: Request) => handle(method, request)]),
+    ) as RouteHandlers;
+  };
+}
+
+/** Maps anything thrown to a problem response; details of the unexpected go to the log only. */
+function errorResponse(error: unknown, log: Context["log"], requestId: string): Response {
+  if (error instanceof ApiError) return problemResponse(error);
+  if (error instanceof ConfigError) {
+    log({ level: "error", msg: "misconfigured", requestId, error: error.message });
+    return problemResponse(new ApiError("misconfigured", error.message));
+  }
+  if (isDatabaseUnavailable(error)) {
+    log({ level: "warn", msg: "database unavailable", requestId, error: describe(error) });
+    return problemResponse(
+      new ApiError(
+        "database_unavailable",
+        "The database did not answer in time; try again shortly.",
+        {},
+        { "Retry-After": RETRY_AFTER_SECONDS },
+      ),
+    );
+  }
+  log({
+    level: "error",
+    msg: "unexpected error",
+    requestId,
+    error: describe(error),
+    stack: (error as Error)?.stack,
+  });
+  return problemResponse(
+    new ApiError(
+      "internal_error",
+      `An unexpected error occurred; the log has it under request id ${requestId}.`,
+    ),
+  );
+}
+
+function describe(error: unknown): string {
+  const parts: string[] = [];
+  for (
+    let current = error, depth = 0;
+    current instanceof Error && depth < 5;
+    depth++, current = current.cause
+  ) {
+    parts.push(current.message);
+  }
+  return parts.join(" <- ") || String(error);
+}
+
+/** A `problem+json` response for an `ApiError`. */
+export function problemResponse(error: ApiError): Response {
+  return new Response(JSON.stringify(toProblem(error)), {
+    status: error.status,
+    headers: { "Content-Type": "application/problem+json", ...error.extras.headers },
+  });
+}
+
+/** A JSON response. */
+export function json(
+  body: unknown,
+  init: { status?: number; headers?: Record<string, string> } = {},
+): Response {
+  return new Response(JSON.stringify(body), {
+    status: init.status ?? 200,
+    headers: { "Content-Type": "application/json", ...init.headers },
+  });
+}
+
+function finish(
+  response: Response,
+  request: Request,
+  env: Env | undefined,
+  allow: string,
+  requestId: string,
+) {
+  const headers = response.headers;
+  headers.set("Cache-Control", "no-store");
+  headers.set("X-Request-Id", requestId);
+  const configured = env?.CORS_ORIGINS;
+  if (!configured) return;
+  headers.append("Vary", "Origin");
+  const origin = request.headers.get("Origin");
+  if (!origin || (configured !== "*" && !configured.includes(origin))) return;
+  headers.set("Access-Control-Allow-Origin", origin);
+  if (request.method === "OPTIONS") {
+    headers.set("Access-Control-Allow-Methods", allow);
+    headers.set("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
+    headers.set("Access-Control-Max-Age", CORS_MAX_AGE_SECONDS);
+  } else {
+    headers.set("Access-Control-Expose-Headers", "ETag, Retry-After");
+  }
+}
+
+/** A short, stable hash of a device id, so logs can correlate requests without holding the id. */
+function deviceHash(deviceId: string | null): string | undefined {
+  if (!deviceId) return undefined;
+  return createHash("sha256").update(deviceId.toLowerCase()).digest("hex").slice(0, 12);
+}
+
+/** The lock representation of the contract; all `null` but `deviceId` when no lock is active. */
+export function lockBody(deviceId: string, lock: Lock | null) {
+  return {
+    deviceId,
+    activeAgent: lock?.activeAgent ?? null,
+    lockedAt: lock?.lockedAt.toISOString() ?? null,
+    expiresAt: lock?.expiresAt.toISOString() ?? null,
+    ttlSeconds: lock?.ttlSeconds ?? null,
+    version: lock?.version ?? null,
+  };
+}
+
+/** `200` with the representation, and `ETag: "<version>"` when a lock is active. */
+export function lockResponse(deviceId: string, lock: Lock | null): Response {
+  return json(lockBody(deviceId, lock), lock ? { headers: { ETag: `"${lock.version}"` } } : {});
+}
+
+/** `412 precondition_failed` with the lock as it is now. */
+export function preconditionFailed(deviceId: string, current: Lock | null, reason: string): Response {
+  const detail =
+    reason === "held"
+      ? "Another agent holds an active lock on this device."
+      : reason === "absent"
+        ? "There is no active lock on this device."
+        : "The active lock does not have the version in If-Match.";
+  return problemResponse(
+    new ApiError("precondition_failed", detail, { current: lockBody(deviceId, current) }),
+  );
+}
+
+const STRONG_ETAG = /^"(\d{1,18})"$/;
+
+/**
+ * Reads `If-Match` / `If-None-Match` (RFC 9110) into a lock condition. Supported: `If-None-Match: *`
+ * (on set), `If-Match: "<version>"` and `If-Match: *`; anything else is `invalid_precondition`.
+ */
+export function readCondition(request: Request, operation: "set" | "clear"): Condition {
+  const ifMatch = request.headers.get("If-Match")?.trim();
+  const ifNoneMatch = request.headers.get("If-None-Match")?.trim();
+  if (ifMatch !== undefined && ifNoneMatch !== undefined) {
+    throw new ApiError("invalid_precondition", "Send If-Match or If-None-Match, not both.");
+  }
+  if (ifNoneMatch !== undefined) {
+    if (ifNoneMatch !== "*" || operation !== "set") {
+      throw new ApiError(
+        "invalid_precondition",
+        "If-None-Match is supported only as `*` when setting a lock.",
+      );
+    }
+    return { kind: "ifAbsent" };
+  }
+  if (ifMatch === undefined) return { kind: "always" };
+  if (ifMatch === "*") return { kind: "ifPresent" };
+  const version = STRONG_ETAG.exec(ifMatch)?.[1];
+  if (version === undefined) {
+    throw new ApiError("invalid_precondition", 'If-Match must be one strong entity tag such as "42", or *.');
+  }
+  return { kind: "ifVersion", version: Number(version) };
+}
+
+/** The largest request body accepted, in bytes. */
+export const MAX_BODY_BYTES = 4096;
+
+/**
+ * Reads a JSON body of at most `MAX_BODY_BYTES` and parses it with `schema`.
+ * `415` unless `Content-Type: application/json`, `413` when larger, `400 invalid_body` otherwise.
+ */
+export async function readJson<Schema extends z.ZodMiniType>(
+  request: Request,
+  schema: Schema,
+): Promise<z.infer<Schema>> {
+  const mediaType = request.headers.get("Content-Type")?.split(";")[0]?.trim().toLowerCase();
+  if (mediaType !== "application/json") {
+    throw new ApiError("unsupported_media_type", "Send the body as Content-Type: application/json.");
+  }
+  const text = await readLimited(request, MAX_BODY_BYTES);
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    throw new ApiError("invalid_body", "The body is not valid JSON.", { fields: [] });
+  }
+  const result = schema.safeParse(data);
+  if (!result.success) throw invalidBody(result.error);
+  return result.data;
+}
+
+async function readLimited(request: Request, limitBytes: number): Promise<string> {
+  const tooLarge = () => new ApiError("payload_too_large", `The body may be at most ${limitBytes} bytes.`);
+  const declared = Number(request.headers.get("Content-Length") ?? "0");
+  if (declared > limitBytes) throw tooLarge();
+  if (!request.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = request.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limitBytes) {
+      await reader.cancel();
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks));
+  } catch {
+    throw new ApiError("invalid_body", "The body is not valid UTF-8.", { fields: [] });
+  }
+}
+
+/**
+ * Checks `Authorization: Bearer <CRON_SECRET>` in constant time. Refuses to run at all
+ * (`misconfigured`) when the secret is unset or shorter than 16 characters.
+ */
+export function requireCronSecret(request: Request, env: Env): void {
+  const secret = env.CRON_SECRET;
+  if (!secret || secret.length < 16) {
+    throw new ApiError("misconfigured", "CRON_SECRET must be set to at least 16 characters for this route.");
+  }
+  const given = request.headers.get("Authorization") ?? "";
+  // Comparing digests keeps the comparison constant-time whatever the lengths.
+  const digest = (value: string) => createHash("sha256").update(value).digest();
+  if (!timingSafeEqual(digest(given), digest(`Bearer ${secret}`))) {
+    throw new ApiError(
+      "unauthorized",
+      "Send Authorization: Bearer <CRON_SECRET>.",
+      {},
+      { "WWW-Authenticate": 'Bearer realm="cron"' },
+    );
+  }
+}

@@ -1,0 +1,21 @@
+/** `npm run db:migrate`: applies `drizzle/` to DATABASE_URL, or to the embedded database when unset. */
+import { databaseOptionsFromEnv, openDatabase } from "../lib/db.js";
+import { ConfigError, env as readEnv } from "../lib/env.js";
+import { migrate } from "../lib/migrate.js";
+import { describeDatabase } from "./describe-database.js";
+
+try {
+  const env = readEnv();
+  const handle = await openDatabase(databaseOptionsFromEnv(env));
+  try {
+    const { applied, total } = await migrate(handle);
+    console.log(
+      `${describeDatabase(env, handle.driver)}: ${applied} migration(s) applied now, ${total} in all.`,
+    );
+  } finally {
+    await handle.close();
+  }
+} catch (error) {
+  console.error(error instanceof ConfigError ? error.message : error);
+  process.exitCode = 1;
+}

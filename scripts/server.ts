@@ -1,0 +1,85 @@
+import { existsSync } from "node:fs";
+import { readdir } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { join, relative, sep } from "node:path";
+import { pathToFileURL } from "node:url";
+import { serve } from "@hono/node-server";
+import { serveStatic } from "@hono/node-server/serve-static";
+import { Hono } from "hono";
+import type { Context } from "../lib/context.js";
+import { ApiError } from "../lib/errors.js";
+import { problemResponse, type RouteHandlers } from "../lib/http.js";
+
+/** An `api/` file as Vercel sees it: the URL path and the module's exported method handlers. */
+type ApiModule = { path: string; handlers: RouteHandlers };
+
+/**
+ * Finds every function in `apiDir` and maps it to its URL the way Vercel does:
+ * `api/cron/purge-expired.ts` serves `/api/cron/purge-expired`; `_`-prefixed files are not routes.
+ * With `context`, each route is bound to it instead of the process's default context.
+ */
+export async function loadApiRoutes(apiDir: string, context?: () => Context): Promise<ApiModule[]> {
+  const files = (await readdir(apiDir, { recursive: true }))
+    .filter((file) => /\.ts$/.test(file) && !file.endsWith(".d.ts"))
+    .filter((file) => !file.split(sep).some((part) => part.startsWith("_")))
+    .sort();
+  return Promise.all(
+    files.map(async (file) => {
+      const module = await import(pathToFileURL(join(apiDir, file)).href);
+      const route = relative(".", file)
+        .replace(/\\/g, "/")
+        .replace(/\.ts$/, "")
+        .replace(/(^|\/)index$/, "");
+      const handlers: RouteHandlers = context ? module.route(context) : module;
+      return { path: `/api/${route}`.replace(/\/$/, ""), handlers };
+    }),
+  );
+}
+
+export type LocalServerOptions = {
+  /** Where the functions are. @default "api" */
+  apiDir?: string;
+  /** Static files served at `/`, when the folder exists. @default "public" */
+  publicDir?: string;
+  port: number;
+  /** @default "127.0.0.1" */
+  hostname?: string;
+  /** Binds the routes to this context instead of the process's default one. */
+  context?: () => Context;
+};
+
+/** Serves `api/**` and `public/` over HTTP with the same handlers Vercel runs. */
+export async function startLocalServer(options: LocalServerOptions) {
+  const app = new Hono();
+  for (const { path, handlers } of await loadApiRoutes(options.apiDir ?? "api", options.context)) {
+    app.all(path, (c) => {
+      const method = c.req.method as keyof RouteHandlers;
+      const handler = handlers[method];
+      return handler ? handler(c.req.raw) : notAllowed(method);
+    });
+  }
+  const publicDir = options.publicDir ?? "public";
+  if (existsSync(publicDir)) app.use("/*", serveStatic({ root: publicDir }));
+  app.notFound((c) => problemResponse(new ApiError("not_found", `Nothing is served at ${c.req.path}.`)));
+
+  const server = serve({ fetch: app.fetch, port: options.port, hostname: options.hostname ?? "127.0.0.1" });
+  await new Promise<void>((resolve, reject) => {
+    server.once("listening", resolve);
+    server.once("error", reject);
+  });
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://${options.hostname ?? "127.0.0.1"}:${port}`,
+    port,
+    /** Stops accepting, ends idle keep-alive connections and waits for the rest. */
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.close((error) => (error ? reject(error) : resolve()));
+        if ("closeIdleConnections" in server) server.closeIdleConnections();
+      }),
+  };
+}
+
+function notAllowed(method: string): Response {
+  return problemResponse(new ApiError("method_not_allowed", `${method} is not a method this server routes.`));
+}
