@@ -1,11 +1,11 @@
 import { existsSync } from "node:fs";
-import { readdir } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { join, relative, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { serve } from "@hono/node-server";
 import { serveStatic } from "@hono/node-server/serve-static";
-import { Hono } from "hono";
+import { type Context as HonoContext, Hono } from "hono";
 import type { Context } from "../lib/context.js";
 import { ApiError } from "../lib/errors.js";
 import { problemResponse, type RouteHandlers } from "../lib/http.js";
@@ -51,12 +51,15 @@ export type LocalServerOptions = {
 /** Serves `api/**` and `public/` over HTTP with the same handlers Vercel runs. */
 export async function startLocalServer(options: LocalServerOptions) {
   const app = new Hono();
+  const aliases = await literalRewrites();
   for (const { path, handlers } of await loadApiRoutes(options.apiDir ?? "api", options.context)) {
-    app.all(path, (c) => {
+    const serve = (c: HonoContext) => {
       const method = c.req.method as keyof RouteHandlers;
       const handler = handlers[method];
       return handler ? handler(c.req.raw) : notAllowed(method);
-    });
+    };
+    app.all(path, serve);
+    for (const source of aliases.get(path) ?? []) app.all(source, serve);
   }
   const publicDir = options.publicDir ?? "public";
   if (existsSync(publicDir)) app.use("/*", serveStatic({ root: publicDir }));
@@ -78,6 +81,20 @@ export async function startLocalServer(options: LocalServerOptions) {
         if ("closeIdleConnections" in server) server.closeIdleConnections();
       }),
   };
+}
+
+/** The rewrites of vercel.json with a literal source, as destination -> sources. */
+async function literalRewrites(): Promise<Map<string, string[]>> {
+  const aliases = new Map<string, string[]>();
+  if (!existsSync("vercel.json")) return aliases;
+  const config = JSON.parse(await readFile("vercel.json", "utf8")) as {
+    rewrites?: { source: string; destination: string }[];
+  };
+  for (const { source, destination } of config.rewrites ?? []) {
+    if (/[:(*]/.test(source)) continue;
+    aliases.set(destination, [...(aliases.get(destination) ?? []), source]);
+  }
+  return aliases;
 }
 
 function notAllowed(method: string): Response {
