@@ -15,10 +15,10 @@ try {
   const { applied, total } = await migrate(handle);
   const context = createContext(env, { open: async () => handle });
   const server = await startLocalServer({ port: env.PORT, context: () => context });
-  console.log(`device-session-lock listening on ${server.url}`);
   console.log(
     `database: ${describeDatabase(env, handle.driver)} (migrations: ${applied} applied now, ${total} in all)`,
   );
+  console.log(`device-session-lock listening on ${server.url}`);
 
   let stopping = false;
   const stop = async (signal: string) => {

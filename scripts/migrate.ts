@@ -10,7 +10,9 @@ import { describeDatabase } from "./describe-database.js";
 try {
   const env = readEnv();
   if (process.argv.includes("--require-database-url") && !env.DATABASE_URL) {
-    throw new ConfigError("DATABASE_URL must be set for a deploy: the functions cannot keep an embedded database.");
+    throw new ConfigError(
+      "DATABASE_URL must be set for a deploy: the functions cannot keep an embedded database.",
+    );
   }
   const handle = await openDatabase(databaseOptionsFromEnv(env));
   try {

@@ -5,7 +5,7 @@ import { join, relative, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { serve } from "@hono/node-server";
 import { serveStatic } from "@hono/node-server/serve-static";
-import { type Context as HonoContext, Hono } from "hono";
+import { Hono, type Context as HonoContext } from "hono";
 import type { Context } from "../lib/context.js";
 import { ApiError } from "../lib/errors.js";
 import { problemResponse, type RouteHandlers } from "../lib/http.js";
