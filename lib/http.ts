@@ -31,8 +31,16 @@ const CORS_MAX_AGE_SECONDS = "600";
  * one JSON log line.
  */
 export function defineRoute(spec: RouteSpec) {
-  const allowed = (["GET", "HEAD", "PUT", "DELETE"] as const).filter((m) => spec[m === "HEAD" ? "GET" : m]);
-  const allow = [...allowed, "OPTIONS"].join(", ");
+  const handlerFor = (method: Method): MethodHandler | undefined =>
+    method === "HEAD"
+      ? spec.GET
+      : method === "GET" || method === "PUT" || method === "DELETE"
+        ? spec[method]
+        : undefined;
+  const served = METHODS.filter((method) => method === "OPTIONS" || handlerFor(method));
+  const allow = served.join(", ");
+  // HEAD is CORS-safelisted: preflights list the others, as the contract does.
+  const corsMethods = served.filter((method) => method !== "HEAD").join(", ");
 
   return (getContext: () => Context = defaultContext): RouteHandlers => {
     const handle = async (method: Method, request: Request): Promise<Response> => {
@@ -42,9 +50,9 @@ export function defineRoute(spec: RouteSpec) {
       let response: Response;
       try {
         context = getContext();
-        const own = spec[method === "HEAD" ? "GET" : (method as "GET")];
+        const handler = handlerFor(method);
         if (method === "OPTIONS") response = new Response(null, { status: 204, headers: { Allow: allow } });
-        else if (own) response = await own(request, context);
+        else if (handler) response = await handler(request, context);
         else
           throw new ApiError(
             "method_not_allowed",
@@ -55,7 +63,7 @@ export function defineRoute(spec: RouteSpec) {
       } catch (error) {
         response = errorResponse(error, context?.log ?? jsonLogger, requestId);
       }
-      finish(response, request, context?.env, allow, requestId);
+      finish(response, request, context?.env, corsMethods, requestId);
       (context?.log ?? jsonLogger)({
         level: "info",
         msg: "request",
@@ -142,7 +150,7 @@ function finish(
   response: Response,
   request: Request,
   env: Env | undefined,
-  allow: string,
+  corsMethods: string,
   requestId: string,
 ) {
   const headers = response.headers;
@@ -155,7 +163,7 @@ function finish(
   if (!origin || (configured !== "*" && !configured.includes(origin))) return;
   headers.set("Access-Control-Allow-Origin", origin);
   if (request.method === "OPTIONS") {
-    headers.set("Access-Control-Allow-Methods", allow);
+    headers.set("Access-Control-Allow-Methods", corsMethods);
     headers.set("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
     headers.set("Access-Control-Max-Age", CORS_MAX_AGE_SECONDS);
   } else {
