@@ -243,7 +243,10 @@ function prepareStatements(db: Database) {
     lockedAt: sql`excluded.locked_at`,
     sessionTtlSeconds: sql`excluded.session_ttl`,
     expiresAt: sql`excluded.expires_at`,
-    version: sql`excluded.version`,
+    // Not `excluded.version`: that was drawn before waiting for the row lock, so a set that waited
+    // behind another would store a smaller token than the one it replaced. Drawn here, after the
+    // wait, it is larger than every version committed before.
+    version: newLock.version,
   };
   const replacement = {
     activeAgent: sql`${newLock.activeAgent}`,

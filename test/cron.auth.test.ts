@@ -56,19 +56,16 @@ describe.each(engines)("cron and stats on $name", (engine) => {
     // An empty value counts as unset.
     ["unset", ""],
     ["shorter than 16 characters", "short-secret"],
-  ])(
-    "refuses to run with 500 misconfigured while CRON_SECRET is %s, whatever is sent",
-    async (_name, configured) => {
-      const misconfigured = bindRoutes(database, { CRON_SECRET: configured });
-      for (const secret of [undefined, "", configured, "undefined"]) {
-        for (const handlers of [misconfigured.cron, misconfigured.stats]) {
-          const response = await handlers.GET(authorizedGet("/api/cron/purge-expired", secret));
-          expect(response.status).toBe(500);
-          expect(problemSchema.parse(await response.json()).code).toBe("misconfigured");
-        }
+  ])("refuses to run with 500 misconfigured while CRON_SECRET is %s, whatever is sent", async (_name, configured) => {
+    const misconfigured = bindRoutes(database, { CRON_SECRET: configured });
+    for (const secret of [undefined, "", configured, "undefined"]) {
+      for (const handlers of [misconfigured.cron, misconfigured.stats]) {
+        const response = await handlers.GET(authorizedGet("/api/cron/purge-expired", secret));
+        expect(response.status).toBe(500);
+        expect(problemSchema.parse(await response.json()).code).toBe("misconfigured");
       }
-    },
-  );
+    }
+  });
 
   it("purges expired rows in batches and keeps live ones; a second run purges nothing", async () => {
     const live = await lock("scheduling");

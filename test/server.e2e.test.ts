@@ -35,87 +35,86 @@ async function stop(child: ChildProcess): Promise<number | null> {
   return code as number | null;
 }
 
-describe.each(engines.filter((e) => e.name !== "neon"))(
-  "npm run dev over a real socket on $name",
-  (engine) => {
-    let database: TestDatabase | undefined;
-    let server: Awaited<ReturnType<typeof startDevServer>>;
+describe.each(
+  engines.filter((e) => e.name !== "neon"),
+)("npm run dev over a real socket on $name", (engine) => {
+  let database: TestDatabase | undefined;
+  let server: Awaited<ReturnType<typeof startDevServer>>;
 
-    beforeAll(async () => {
-      const vars: Record<string, string> = { PGLITE_DIR: "memory://" };
-      if (engine.name === "pg") {
-        database = await engine.open();
-        vars.DATABASE_URL = database.url ?? "";
-      }
-      server = await startDevServer(vars);
-    }, 60_000);
-    afterAll(async () => {
-      if (server) await stop(server.child);
-      await database?.close();
+  beforeAll(async () => {
+    const vars: Record<string, string> = { PGLITE_DIR: "memory://" };
+    if (engine.name === "pg") {
+      database = await engine.open();
+      vars.DATABASE_URL = database.url ?? "";
+    }
+    server = await startDevServer(vars);
+  }, 60_000);
+  afterAll(async () => {
+    if (server) await stop(server.child);
+    await database?.close();
+  });
+
+  it("says which database it uses and that migrations ran", () => {
+    expect(server.output()).toMatch(
+      engine.name === "pg" ? /database: Postgres \(node-postgres\)/ : /embedded PGlite/,
+    );
+    expect(server.output()).toMatch(/migrations: \d+ applied now, 1 in all/);
+  });
+
+  it("serves the README's session: read, acquire, refused acquire, conditional clear", async () => {
+    const deviceId = newDeviceId();
+    const headers = { "X-Device-ID": deviceId, "Content-Type": "application/json" };
+    const url = `${server.url}/api/session-lock`;
+
+    const read = await fetch(url, { headers });
+    expect(read.status).toBe(200);
+    expect((await read.json()).activeAgent).toBeNull();
+
+    const body = JSON.stringify({ agent: "scheduling", ttlSeconds: 3600 });
+    const acquired = await fetch(url, {
+      method: "PUT",
+      headers: { ...headers, "If-None-Match": "*" },
+      body,
     });
+    expect(acquired.status).toBe(200);
+    const etag = acquired.headers.get("ETag") ?? "";
+    expect(etag).toMatch(/^"\d+"$/);
 
-    it("says which database it uses and that migrations ran", () => {
-      expect(server.output()).toMatch(
-        engine.name === "pg" ? /database: Postgres \(node-postgres\)/ : /embedded PGlite/,
-      );
-      expect(server.output()).toMatch(/migrations: \d+ applied now, 1 in all/);
+    const refused = await fetch(url, {
+      method: "PUT",
+      headers: { ...headers, "If-None-Match": "*" },
+      body: JSON.stringify({ agent: "billing" }),
     });
+    expect(refused.status).toBe(412);
+    expect(problemSchema.parse(await refused.json()).current?.activeAgent).toBe("scheduling");
 
-    it("serves the README's session: read, acquire, refused acquire, conditional clear", async () => {
-      const deviceId = newDeviceId();
-      const headers = { "X-Device-ID": deviceId, "Content-Type": "application/json" };
-      const url = `${server.url}/api/session-lock`;
+    const cleared = await fetch(url, { method: "DELETE", headers: { ...headers, "If-Match": etag } });
+    expect(await cleared.json()).toEqual({ deviceId, cleared: true });
+  });
 
-      const read = await fetch(url, { headers });
-      expect(read.status).toBe(200);
-      expect((await read.json()).activeAgent).toBeNull();
-
-      const body = JSON.stringify({ agent: "scheduling", ttlSeconds: 3600 });
-      const acquired = await fetch(url, {
-        method: "PUT",
-        headers: { ...headers, "If-None-Match": "*" },
-        body,
-      });
-      expect(acquired.status).toBe(200);
-      const etag = acquired.headers.get("ETag") ?? "";
-      expect(etag).toMatch(/^"\d+"$/);
-
-      const refused = await fetch(url, {
-        method: "PUT",
-        headers: { ...headers, "If-None-Match": "*" },
-        body: JSON.stringify({ agent: "billing" }),
-      });
-      expect(refused.status).toBe(412);
-      expect(problemSchema.parse(await refused.json()).current?.activeAgent).toBe("scheduling");
-
-      const cleared = await fetch(url, { method: "DELETE", headers: { ...headers, "If-Match": etag } });
-      expect(await cleared.json()).toEqual({ deviceId, cleared: true });
+  it("routes every api/ file, the vercel.json rewrite, and answers 404 as a problem elsewhere", async () => {
+    expect((await fetch(`${server.url}/api/health`)).status).toBe(200);
+    expect((await fetch(`${server.url}/api/openapi.json`)).status).toBe(200);
+    const cron = await fetch(`${server.url}/api/cron/purge-expired`, {
+      headers: { Authorization: `Bearer ${CRON_SECRET}` },
     });
-
-    it("routes every api/ file, the vercel.json rewrite, and answers 404 as a problem elsewhere", async () => {
-      expect((await fetch(`${server.url}/api/health`)).status).toBe(200);
-      expect((await fetch(`${server.url}/api/openapi.json`)).status).toBe(200);
-      const cron = await fetch(`${server.url}/api/cron/purge-expired`, {
-        headers: { Authorization: `Bearer ${CRON_SECRET}` },
-      });
-      expect(cron.status).toBe(200);
-      expect(await cron.json()).toMatchObject({ complete: true });
-      const stats = await fetch(`${server.url}/api/stats`, {
-        headers: { Authorization: `Bearer ${CRON_SECRET}` },
-      });
-      expect(stats.status).toBe(200);
-      const missing = await fetch(`${server.url}/api/nothing-here`);
-      expect(missing.status).toBe(404);
-      expect(missing.headers.get("Content-Type")).toBe("application/problem+json");
+    expect(cron.status).toBe(200);
+    expect(await cron.json()).toMatchObject({ complete: true });
+    const stats = await fetch(`${server.url}/api/stats`, {
+      headers: { Authorization: `Bearer ${CRON_SECRET}` },
     });
+    expect(stats.status).toBe(200);
+    const missing = await fetch(`${server.url}/api/nothing-here`);
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get("Content-Type")).toBe("application/problem+json");
+  });
 
-    it("stops cleanly on Ctrl-C, closing the database", async () => {
-      const code = await stop(server.child);
-      expect(code).toBe(0);
-      expect(server.output()).toMatch(/SIGINT: closing the server and the database/);
-    });
-  },
-);
+  it("stops cleanly on Ctrl-C, closing the database", async () => {
+    const code = await stop(server.child);
+    expect(code).toBe(0);
+    expect(server.output()).toMatch(/SIGINT: closing the server and the database/);
+  });
+});
 
 describe("npm run dev with a bad environment", () => {
   it("exits with 1 and names the variable", async () => {

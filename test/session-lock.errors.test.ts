@@ -131,19 +131,16 @@ describe.each(engines)("session-lock errors on $name", (engine) => {
     ["ttlSeconds over MAX_SESSION_TTL", { agent: "billing", ttlSeconds: 3601 }, ["ttlSeconds"]],
     ["unknown keys", { agent: "billing", owner: "x", extra: 1 }, ["owner", "extra"]],
     ["several failures", { agent: 1, ttlSeconds: 0 }, ["agent", "ttlSeconds"]],
-  ])(
-    "answers 400 invalid_body naming the fields for %s, and changes nothing",
-    async (_name, body, fields) => {
-      const deviceId = newDeviceId();
-      const response = await call(lockRequest("PUT", deviceId, { body }));
-      expect(response.status).toBe(400);
-      const problem = await problemOf(response);
-      expect(problem.code).toBe("invalid_body");
-      if (fields[0] !== "(body)") expect(problem.fields?.map((f) => f.field)).toEqual(fields);
-      for (const field of fields) if (field !== "(body)") expect(problem.detail).toContain(field);
-      expect(await activeAgent(deviceId)).toBeNull();
-    },
-  );
+  ])("answers 400 invalid_body naming the fields for %s, and changes nothing", async (_name, body, fields) => {
+    const deviceId = newDeviceId();
+    const response = await call(lockRequest("PUT", deviceId, { body }));
+    expect(response.status).toBe(400);
+    const problem = await problemOf(response);
+    expect(problem.code).toBe("invalid_body");
+    if (fields[0] !== "(body)") expect(problem.fields?.map((f) => f.field)).toEqual(fields);
+    for (const field of fields) if (field !== "(body)") expect(problem.detail).toContain(field);
+    expect(await activeAgent(deviceId)).toBeNull();
+  });
 
   it("answers 400 agent_not_allowed for a valid name outside ALLOWED_AGENTS, and changes nothing", async () => {
     const deviceId = newDeviceId();

@@ -1,0 +1,58 @@
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chooseDriver, isDatabaseUnavailable } from "../lib/db.js";
+import { engines, type TestDatabase } from "./helpers/engines.js";
+
+describe("chooseDriver", () => {
+  it.each([
+    ["no URL", undefined, "pglite"],
+    [
+      "a Neon host",
+      "postgres://u:p@ep-quiet-lake-123456.eu-central-1.aws.neon.tech/app?sslmode=require",
+      "neon",
+    ],
+    [
+      "a Neon pooler host",
+      "postgresql://u:p@ep-quiet-lake-123456-pooler.us-east-2.aws.neon.tech/app",
+      "neon",
+    ],
+    ["localhost", "postgres://postgres@127.0.0.1:5432/test", "pg"],
+    ["a host that only contains neon.tech", "postgres://u:p@neon.tech.example.com/app", "pg"],
+    ["a host that ends in neon.tech without the dot", "postgres://u:p@notneon.tech/app", "pg"],
+    ["another cloud", "postgres://u:p@db.abcdefgh.supabase.co:5432/postgres", "pg"],
+  ] as const)("picks the right driver for %s", (_, url, driver) => {
+    expect(chooseDriver({ url })).toBe(driver);
+  });
+
+  it("lets an explicit driver win over the URL", () => {
+    expect(chooseDriver({ url: "postgres://postgres@127.0.0.1:5432/test", driver: "neon" })).toBe("neon");
+    expect(chooseDriver({ url: "postgres://u:p@ep-x.aws.neon.tech/app", driver: "pg" })).toBe("pg");
+  });
+});
+
+describe.each(engines)("errors that are not unavailability on $name", (engine) => {
+  let database: TestDatabase;
+
+  beforeAll(async () => {
+    database = await engine.open();
+  });
+  afterAll(async () => {
+    await database?.close();
+  });
+
+  it.each([
+    ["division by zero", sql`select 1 / 0`],
+    ["a syntax error", sql`selec 1`],
+    ["an unknown table", sql`select * from no_such_table`],
+    [
+      "a failed check constraint",
+      sql`insert into conversation_states (device_id, active_agent, session_ttl, expires_at)
+      values (gen_random_uuid(), 'a', 0, now())`,
+    ],
+  ])("does not count %s as the database being unavailable", async (_, statement) => {
+    const error = await database.db.execute(statement).catch((caught: unknown) => caught);
+
+    expect(error).toBeInstanceOf(Error);
+    expect(isDatabaseUnavailable(error)).toBe(false);
+  });
+});

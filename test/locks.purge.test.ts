@@ -1,0 +1,101 @@
+import { randomUUID } from "node:crypto";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createLockStore, type LockStore } from "../lib/locks.js";
+import { conversationStates } from "../lib/schema.js";
+import { engines, type TestDatabase } from "./helpers/engines.js";
+import { expireLock, insertExpiredLocks } from "./helpers/locks.js";
+
+const NO_BUDGET_LIMIT = { timeBudgetMs: 60_000 };
+
+describe.each(engines)("purging expired locks on $name", (engine) => {
+  let database: TestDatabase;
+  let store: LockStore;
+
+  async function expiredRowCount(): Promise<number> {
+    const result = (await database.db.execute(
+      sql`select count(*)::int as n from ${conversationStates} where ${conversationStates.expiresAt} <= now()`,
+    )) as { rows: { n: number }[] };
+    return Number(result.rows[0]?.n);
+  }
+
+  beforeAll(async () => {
+    database = await engine.open({ poolMax: 10 });
+    store = createLockStore(database.db);
+  });
+  afterAll(async () => {
+    await database?.close();
+  });
+  // Purge works on the whole table: the tests of this file run one after another on their own
+  // database, and each starts without expired rows (live rows of earlier tests may stay).
+  beforeEach(async () => {
+    await store.purgeExpired({ batchSize: 10_000, ...NO_BUDGET_LIMIT });
+    expect(await expiredRowCount()).toBe(0);
+  });
+
+  it("deletes expired locks and keeps live ones", async () => {
+    const [live, expired] = [randomUUID(), randomUUID()];
+    const liveSet = await store.set(live, { agent: "scheduling", ttlSeconds: 60 });
+    await store.set(expired, { agent: "scheduling", ttlSeconds: 60 });
+    await expireLock(database.db, expired);
+
+    const result = await store.purgeExpired({ batchSize: 100, ...NO_BUDGET_LIMIT });
+
+    expect(result).toEqual({ purged: 1, batches: 1, durationMs: expect.any(Number), complete: true });
+    expect(await expiredRowCount()).toBe(0);
+    expect(await store.get(live)).toEqual(liveSet.ok && liveSet.lock);
+  });
+
+  it("deletes nothing on a second run", async () => {
+    await insertExpiredLocks(database.db, 5);
+
+    const first = await store.purgeExpired({ batchSize: 100, ...NO_BUDGET_LIMIT });
+    const second = await store.purgeExpired({ batchSize: 100, ...NO_BUDGET_LIMIT });
+
+    expect(first).toMatchObject({ purged: 5, complete: true });
+    expect(second).toMatchObject({ purged: 0, batches: 1, complete: true });
+  });
+
+  it("deletes in batches of the given size until a batch comes back short", async () => {
+    await insertExpiredLocks(database.db, 25);
+
+    const result = await store.purgeExpired({ batchSize: 10, ...NO_BUDGET_LIMIT });
+
+    expect(result).toMatchObject({ purged: 25, batches: 3, complete: true });
+    expect(await expiredRowCount()).toBe(0);
+  });
+
+  it("runs one more, empty, batch when the rows fill the last batch exactly", async () => {
+    await insertExpiredLocks(database.db, 20);
+
+    const result = await store.purgeExpired({ batchSize: 10, ...NO_BUDGET_LIMIT });
+
+    expect(result).toMatchObject({ purged: 20, batches: 3, complete: true });
+  });
+
+  it("stops after the batch that spends the time budget and reports it incomplete", async () => {
+    await insertExpiredLocks(database.db, 30);
+
+    const partial = await store.purgeExpired({ batchSize: 10, timeBudgetMs: 0 });
+
+    expect(partial).toMatchObject({ purged: 10, batches: 1, complete: false });
+    expect(await expiredRowCount()).toBe(20);
+    const rest = await store.purgeExpired({ batchSize: 10, ...NO_BUDGET_LIMIT });
+    expect(rest).toMatchObject({ purged: 20, complete: true });
+  });
+
+  it("lets purges run at once without failing or counting a row twice", async () => {
+    const rows = 600;
+    await insertExpiredLocks(database.db, rows);
+    const live = randomUUID();
+    await store.set(live, { agent: "scheduling", ttlSeconds: 60 });
+
+    const results = await Promise.all(
+      Array.from({ length: 4 }, () => store.purgeExpired({ batchSize: 25, ...NO_BUDGET_LIMIT })),
+    );
+
+    expect(results.reduce((sum, result) => sum + result.purged, 0)).toBe(rows);
+    expect(await expiredRowCount()).toBe(0);
+    expect(await store.get(live)).not.toBeNull();
+  });
+});
