@@ -70,6 +70,9 @@ const ALWAYS: Condition = { kind: "always" };
 export function createLockStore(db: Database, options: LockStoreOptions = {}) {
   const defaultTtlSeconds = options.defaultTtlSeconds ?? 86_400;
   const maxTtlSeconds = options.maxTtlSeconds ?? 604_800;
+  if (!(Number.isInteger(defaultTtlSeconds) && defaultTtlSeconds >= 1 && defaultTtlSeconds <= maxTtlSeconds)) {
+    throw new RangeError(`defaultTtlSeconds must be a whole number from 1 to maxTtlSeconds (${maxTtlSeconds}).`);
+  }
   const statements = prepareStatements(db);
 
   async function get(deviceId: string): Promise<Lock | null> {
@@ -143,6 +146,9 @@ export function createLockStore(db: Database, options: LockStoreOptions = {}) {
    * (or a writer) holds are skipped, so two purges at once neither wait nor double-count.
    */
   async function purgeExpired(limits: { batchSize: number; timeBudgetMs: number }): Promise<PurgeResult> {
+    if (!(Number.isInteger(limits.batchSize) && limits.batchSize >= 1)) {
+      throw new RangeError("batchSize must be a whole number of at least 1.");
+    }
     const startedAt = performance.now();
     let purged = 0;
     let batches = 0;

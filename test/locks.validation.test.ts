@@ -175,3 +175,20 @@ describe.each(["pg", "neon"] as const)("invalid input on the %s driver, before a
     expect(proxy.acceptedConnections).toBeGreaterThan(connectionsBefore);
   });
 });
+
+describe("store limits that make no sense", () => {
+  it("refuses a default TTL above the maximum when the store is built", async () => {
+    const [pglite] = engines;
+    const database = await pglite?.open();
+    if (!database) throw new Error("no engine");
+    try {
+      expect(() => createLockStore(database.db, { defaultTtlSeconds: 7200, maxTtlSeconds: 3600 })).toThrow(
+        /defaultTtlSeconds/,
+      );
+      const store = createLockStore(database.db);
+      await expect(store.purgeExpired({ batchSize: 0, timeBudgetMs: 1000 })).rejects.toThrow(/batchSize/);
+    } finally {
+      await database.close();
+    }
+  });
+});
