@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from "node:crypto";
+import { DrizzleQueryError } from "drizzle-orm/errors";
 import type * as z from "zod/mini";
 import { type Context, defaultContext, jsonLogger } from "./context.js";
 import { isDatabaseUnavailable } from "./db.js";
@@ -105,7 +106,7 @@ function errorResponse(error: unknown, log: Context["log"], requestId: string): 
     msg: "unexpected error",
     requestId,
     error: describe(error),
-    stack: (error as Error)?.stack,
+    stack: stackOf(error),
   });
   return problemResponse(
     new ApiError(
@@ -115,6 +116,11 @@ function errorResponse(error: unknown, log: Context["log"], requestId: string): 
   );
 }
 
+function stackOf(error: unknown): string | undefined {
+  const own = error instanceof DrizzleQueryError ? error.cause : error;
+  return own instanceof Error ? own.stack : undefined;
+}
+
 function describe(error: unknown): string {
   const parts: string[] = [];
   for (
@@ -122,7 +128,8 @@ function describe(error: unknown): string {
     current instanceof Error && depth < 5;
     depth++, current = current.cause
   ) {
-    parts.push(current.message);
+    // Drizzle's message repeats the parameters, device ids among them: keep only the query.
+    parts.push(current instanceof DrizzleQueryError ? `Failed query: ${current.query}` : current.message);
   }
   return parts.join(" <- ") || String(error);
 }

@@ -62,7 +62,7 @@ export async function startLocalServer(options: LocalServerOptions) {
     for (const source of aliases.get(path) ?? []) app.all(source, serve);
   }
   const publicDir = options.publicDir ?? "public";
-  if (existsSync(publicDir)) app.use("/*", serveStatic({ root: publicDir }));
+  if (existsSync(publicDir)) app.on(["GET", "HEAD"], "/*", serveStatic({ root: publicDir }));
   app.notFound((c) => problemResponse(new ApiError("not_found", `Nothing is served at ${c.req.path}.`)));
 
   const server = serve({ fetch: app.fetch, port: options.port, hostname: options.hostname ?? "127.0.0.1" });
