@@ -70,8 +70,12 @@ const ALWAYS: Condition = { kind: "always" };
 export function createLockStore(db: Database, options: LockStoreOptions = {}) {
   const defaultTtlSeconds = options.defaultTtlSeconds ?? 86_400;
   const maxTtlSeconds = options.maxTtlSeconds ?? 604_800;
-  if (!(Number.isInteger(defaultTtlSeconds) && defaultTtlSeconds >= 1 && defaultTtlSeconds <= maxTtlSeconds)) {
-    throw new RangeError(`defaultTtlSeconds must be a whole number from 1 to maxTtlSeconds (${maxTtlSeconds}).`);
+  if (
+    !(Number.isInteger(defaultTtlSeconds) && defaultTtlSeconds >= 1 && defaultTtlSeconds <= maxTtlSeconds)
+  ) {
+    throw new RangeError(
+      `defaultTtlSeconds must be a whole number from 1 to maxTtlSeconds (${maxTtlSeconds}).`,
+    );
   }
   const statements = prepareStatements(db);
 

@@ -89,7 +89,8 @@ const deviceHeader = {
   name: "X-Device-ID",
   in: "header",
   required: true,
-  description: "The device id: a UUID in canonical 8-4-4-4-12 form, any version, case-insensitive; not the nil UUID.",
+  description:
+    "The device id: a UUID in canonical 8-4-4-4-12 form, any version, case-insensitive; not the nil UUID.",
   schema: { type: "string", format: "uuid" },
 };
 const ifMatch = {
