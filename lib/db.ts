@@ -139,7 +139,13 @@ const UNAVAILABLE_MESSAGE =
  * (as opposed to a bug in a statement). Looks through drizzle's wrapping `cause` chain.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
-  for (let current = error, depth = 0; current instanceof Error && depth < 5; depth++) {
+  let current: unknown = error;
+  for (let depth = 0; current && depth < 6; depth++) {
+    if (!(current instanceof Error)) {
+      // The Neon driver rejects with the WebSocket's ErrorEvent, which carries the socket's error.
+      current = (current as { error?: unknown }).error;
+      continue;
+    }
     const code = (current as { code?: unknown }).code;
     if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) {
       // A SQLSTATE from the server: it answered, so only these few mean "unavailable".

@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from "node:crypto";
+import { createHash, hash, timingSafeEqual } from "node:crypto";
 import { DrizzleQueryError } from "drizzle-orm/errors";
 import type * as z from "zod/mini";
 import { type Context, defaultContext, jsonLogger } from "./context.js";
@@ -181,7 +181,7 @@ function finish(
 /** A short, stable hash of a device id, so logs can correlate requests without holding the id. */
 function deviceHash(deviceId: string | null): string | undefined {
   if (!deviceId) return undefined;
-  return createHash("sha256").update(deviceId.toLowerCase()).digest("hex").slice(0, 12);
+  return hash("sha256", deviceId.toLowerCase()).slice(0, 12);
 }
 
 /** The lock representation of the contract; all `null` but `deviceId` when no lock is active. */

@@ -177,6 +177,24 @@ describe("session-lock when the database fails", () => {
     }
   });
 
+  it("answers 503 database_unavailable on the Neon driver too, whose failures are WebSocket events", async () => {
+    // No WebSocket proxy listens there: the socket fails with an ErrorEvent, not an Error.
+    const handle = await openDatabase({
+      url: "postgres://postgres@127.0.0.1:1/none",
+      driver: "neon",
+      connectTimeoutMs: 1000,
+      neon: { wsProxy: () => "127.0.0.1:1/v2", useSecureWebSocket: false },
+    });
+    const routes = bindRoutes(handle);
+    try {
+      const response = await routes.sessionLock.GET(lockRequest("GET", newDeviceId()));
+      expect(response.status).toBe(503);
+      expect((await problemOf(response)).code).toBe("database_unavailable");
+    } finally {
+      await handle.close().catch(() => {});
+    }
+  });
+
   it("answers 500 internal_error without details for a statement that fails, and logs them", async () => {
     // A database without the migrations: every statement fails with "relation does not exist".
     const handle = await openDatabase({ pgliteDir: "memory://" });
