@@ -1,0 +1,24 @@
+/**
+ * Case 3's contender, run as a child process (`fork` with `--import tsx`): the project's local
+ * server (`startLocalServer`, the `api/` handlers over @hono/node-server) on a bench database.
+ * Reports `{ port }` when listening; answers `"stats"` with its memory; stops on `"stop"`.
+ */
+import { createContext } from "../../lib/context.js";
+import { databaseOptionsFromEnv, openDatabase } from "../../lib/db.js";
+import { parseEnv } from "../../lib/env.js";
+import { startLocalServer } from "../../scripts/server.js";
+import { serveChildControl } from "./control.js";
+
+const env = parseEnv({
+  DATABASE_URL: process.env.BENCH_DATABASE_URL,
+  DATABASE_DRIVER: "pg",
+  DATABASE_POOL_MAX: process.env.BENCH_POOL_MAX,
+});
+const handle = await openDatabase(databaseOptionsFromEnv(env));
+// The real logger: one JSON line a request to stdout, which the bench sends to /dev/null.
+const context = createContext(env, { open: async () => handle });
+const server = await startLocalServer({ port: 0, context: () => context, publicDir: "bench/no-public" });
+serveChildControl(server.port, async () => {
+  await server.close();
+  await handle.close();
+});
