@@ -182,3 +182,31 @@ export async function checkDatabase(
     clearTimeout(timer);
   }
 }
+
+/** Runs one SQL text with `$n` parameters as a named prepared statement; resolves with its rows. */
+export type PreparedQuery = <Row = Record<string, unknown>>(
+  name: string,
+  text: string,
+  params: unknown[],
+) => Promise<Row[]>;
+
+type PoolClient = {
+  query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
+};
+type PgliteClient = { query(text: string, params: unknown[]): Promise<{ rows: unknown[] }> };
+
+/**
+ * A driver-level query function under a drizzle database, for the few hot statements that
+ * should not pay for drizzle's query layer. node-postgres and Neon prepare each name once per
+ * connection; PGlite runs in-process, where there is no round trip to save.
+ */
+export function preparedQuery(db: Database): PreparedQuery {
+  const client = (db as unknown as { $client: unknown }).$client;
+  // Both pools (node-postgres and Neon's, which extends it) count their clients; PGlite does not.
+  if (client && typeof client === "object" && "totalCount" in client) {
+    const pool = client as unknown as PoolClient;
+    return async (name, text, values) => (await pool.query({ name, text, values })).rows as never[];
+  }
+  const pglite = client as PgliteClient;
+  return async (_name, text, params) => (await pglite.query(text, params)).rows as never[];
+}
