@@ -1,0 +1,236 @@
+import { describe, expect, it, onTestFinished } from "vitest";
+import { createLockClient, type LockClientError } from "../lib/client.js";
+import { type DatabaseHandle, openDatabase } from "../lib/db.js";
+import {
+  closedPort,
+  databaseUnavailable,
+  lockAnswer,
+  memoryDatabase,
+  startApi,
+  startScriptedServer,
+  startSilentServer,
+} from "./client.fixtures.js";
+
+const deviceId = () => crypto.randomUUID();
+
+/** Runs `promise` to its end and returns how long it took and what it rejected with. */
+async function timed(promise: Promise<unknown>): Promise<{ elapsedMs: number; error: LockClientError }> {
+  const startedAt = performance.now();
+  const error = await promise.then(
+    () => {
+      throw new Error("expected the call to fail");
+    },
+    (caught: LockClientError) => caught,
+  );
+  return { elapsedMs: performance.now() - startedAt, error };
+}
+
+describe("timeouts", () => {
+  it("gives up on a server that never answers after timeoutMs", async () => {
+    const silent = await startSilentServer();
+    onTestFinished(() => silent.close());
+    const client = createLockClient({ baseUrl: silent.url, timeoutMs: 200, retry: { maxAttempts: 1 } });
+    const { elapsedMs, error } = await timed(client.get(deviceId()));
+    expect(error).toMatchObject({
+      name: "LockClientError",
+      code: "timeout",
+      status: null,
+      unavailable: true,
+    });
+    // It waited for the timeout rather than failing at once (timers on a loaded machine drift).
+    expect(elapsedMs).toBeGreaterThanOrEqual(150);
+    expect(elapsedMs).toBeLessThan(1000);
+  });
+
+  it("retries a timed-out request, each with its own timeout", async () => {
+    const silent = await startSilentServer();
+    onTestFinished(() => silent.close());
+    const client = createLockClient({ baseUrl: silent.url, timeoutMs: 150, retry: { maxAttempts: 3 } });
+    const { elapsedMs, error } = await timed(client.get(deviceId()));
+    expect(error).toMatchObject({ code: "timeout", attempts: 3 });
+    expect(silent.accepted).toBe(3);
+    expect(elapsedMs).toBeGreaterThanOrEqual(3 * 150 - 60);
+  });
+
+  it("ends the whole call within maxElapsedMs, retries included", async () => {
+    const silent = await startSilentServer();
+    onTestFinished(() => silent.close());
+    const client = createLockClient({
+      baseUrl: silent.url,
+      timeoutMs: 1000,
+      retry: { maxAttempts: 10, maxElapsedMs: 400 },
+    });
+    const { elapsedMs, error } = await timed(client.get(deviceId()));
+    expect(error.code).toBe("timeout");
+    expect(elapsedMs).toBeLessThan(700);
+  });
+});
+
+describe("retries", () => {
+  it("waits as long as Retry-After says before retrying a 503", async () => {
+    const id = deviceId();
+    const server = await startScriptedServer([databaseUnavailable(1), lockAnswer(id, "scheduling")]);
+    onTestFinished(() => server.close());
+    const client = createLockClient({ baseUrl: server.url });
+    expect(await client.activeAgent(id)).toBe("scheduling");
+    const [first, second] = server.seen;
+    expect(server.seen).toHaveLength(2);
+    expect((second?.at ?? 0) - (first?.at ?? 0)).toBeGreaterThanOrEqual(990);
+    expect(second?.headers["x-device-id"]).toBe(id);
+  });
+
+  it("retries a 503 without Retry-After after a short jittered backoff", async () => {
+    const id = deviceId();
+    const server = await startScriptedServer([
+      databaseUnavailable(),
+      databaseUnavailable(),
+      lockAnswer(id, null),
+    ]);
+    onTestFinished(() => server.close());
+    const client = createLockClient({ baseUrl: server.url, retry: { baseDelayMs: 50, maxDelayMs: 100 } });
+    const startedAt = performance.now();
+    expect(await client.get(id)).toBeNull();
+    expect(server.seen).toHaveLength(3);
+    expect(performance.now() - startedAt).toBeLessThan(500);
+  });
+
+  it("gives up at once when Retry-After would overrun the time budget", async () => {
+    const server = await startScriptedServer([databaseUnavailable(30), lockAnswer(deviceId(), null)]);
+    onTestFinished(() => server.close());
+    const client = createLockClient({ baseUrl: server.url, retry: { maxElapsedMs: 2000 } });
+    const { elapsedMs, error } = await timed(client.get(deviceId()));
+    expect(error).toMatchObject({ code: "database_unavailable", status: 503, attempts: 1 });
+    expect(error.detail).toBe("The database did not answer in time; try again shortly.");
+    expect(server.seen).toHaveLength(1);
+    expect(elapsedMs).toBeLessThan(500);
+  });
+
+  it("does not retry a client error", async () => {
+    const server = await startScriptedServer([
+      {
+        status: 400,
+        headers: { "Content-Type": "application/problem+json" },
+        body: JSON.stringify({ status: 400, code: "invalid_body", detail: "agent: is required", fields: [] }),
+      },
+      lockAnswer(deviceId(), null),
+    ]);
+    onTestFinished(() => server.close());
+    const client = createLockClient({ baseUrl: server.url });
+    const { error } = await timed(client.acquire(deviceId(), "scheduling"));
+    expect(error).toMatchObject({
+      code: "invalid_body",
+      status: 400,
+      detail: "agent: is required",
+      attempts: 1,
+    });
+    expect(server.seen).toHaveLength(1);
+  });
+
+  it("retries a gateway error without a problem body and reports it as unexpected_response", async () => {
+    const server = await startScriptedServer([{ status: 502, body: "<html>Bad Gateway</html>" }]);
+    onTestFinished(() => server.close());
+    const client = createLockClient({ baseUrl: server.url, retry: { maxAttempts: 2, baseDelayMs: 10 } });
+    const { error } = await timed(client.clear(deviceId()));
+    expect(error).toMatchObject({ code: "unexpected_response", status: 502, attempts: 2, unavailable: true });
+    expect(server.seen).toHaveLength(2);
+  });
+
+  it("retries a refused connection as a network error", async () => {
+    const client = createLockClient({
+      baseUrl: `http://127.0.0.1:${await closedPort()}`,
+      retry: { maxAttempts: 2, baseDelayMs: 10 },
+    });
+    const { error } = await timed(client.get(deviceId()));
+    expect(error).toMatchObject({ code: "network_error", status: null, attempts: 2, unavailable: true });
+    expect(error.detail).toMatch(/ECONNREFUSED/);
+  });
+});
+
+describe("fail-open routing", () => {
+  it("answers no lock and reports the failure when the service is unreachable", async () => {
+    const reported: [LockClientError, string][] = [];
+    const client = createLockClient({
+      baseUrl: `http://127.0.0.1:${await closedPort()}`,
+      retry: { maxAttempts: 1 },
+      failOpen: (error, id) => reported.push([error, id]),
+    });
+    const id = deviceId();
+    expect(await client.activeAgent(id)).toBeNull();
+    expect(await client.get(id)).toBeNull();
+    expect(reported).toHaveLength(2);
+    expect(reported[0]?.[0]).toMatchObject({ code: "network_error" });
+    expect(reported[0]?.[1]).toBe(id);
+  });
+
+  it("still throws on writes: an agent must know it holds no lock", async () => {
+    const reported: unknown[] = [];
+    const client = createLockClient({
+      baseUrl: `http://127.0.0.1:${await closedPort()}`,
+      retry: { maxAttempts: 1 },
+      failOpen: (error) => reported.push(error),
+    });
+    await expect(client.acquire(deviceId(), "scheduling")).rejects.toMatchObject({ code: "network_error" });
+    expect(reported).toEqual([]);
+  });
+
+  it("answers no lock when a silent server times out", async () => {
+    const silent = await startSilentServer();
+    onTestFinished(() => silent.close());
+    const reported: LockClientError[] = [];
+    const client = createLockClient({
+      baseUrl: silent.url,
+      timeoutMs: 100,
+      retry: { maxAttempts: 2 },
+      failOpen: (error) => reported.push(error),
+    });
+    expect(await client.activeAgent(deviceId())).toBeNull();
+    expect(reported.map((error) => [error.code, error.attempts])).toEqual([["timeout", 2]]);
+  });
+});
+
+describe("a database outage seen through the client", () => {
+  /** Opens node-postgres on a port nothing listens on and proves it by a query: ECONNREFUSED. */
+  async function unreachableDatabase(): Promise<DatabaseHandle> {
+    const handle = await openDatabase({
+      url: `postgres://nobody@127.0.0.1:${await closedPort()}/none`,
+      driver: "pg",
+      connectTimeoutMs: 500,
+    });
+    await handle.db.execute("select 1").finally(() => handle.close());
+    throw new Error("the unreachable database answered");
+  }
+
+  it("is a typed 503 database_unavailable, and fails open for routing", async () => {
+    const api = await startApi({ open: unreachableDatabase });
+    onTestFinished(() => api.close());
+    const strict = createLockClient({ baseUrl: api.url, retry: { maxAttempts: 1 } });
+    const { error } = await timed(strict.set(deviceId(), { agent: "scheduling" }));
+    expect(error).toMatchObject({ code: "database_unavailable", status: 503, unavailable: true });
+    expect(error.problem).toMatchObject({ title: "Database unavailable", status: 503 });
+
+    const reported: LockClientError[] = [];
+    const routing = createLockClient({
+      baseUrl: api.url,
+      retry: { maxAttempts: 1 },
+      failOpen: (failure) => reported.push(failure),
+    });
+    expect(await routing.activeAgent(deviceId())).toBeNull();
+    expect(reported.map((failure) => failure.code)).toEqual(["database_unavailable"]);
+  });
+
+  it("is ridden out by a retry after Retry-After when the database comes back", async () => {
+    const memory = await memoryDatabase();
+    onTestFinished(() => memory.close());
+    let opens = 0;
+    const api = await startApi({
+      open: async () => (++opens === 1 ? unreachableDatabase() : memory),
+    });
+    onTestFinished(() => api.close());
+    const client = createLockClient({ baseUrl: api.url });
+    const id = deviceId();
+    const result = await client.acquire(id, "scheduling");
+    expect(result.ok).toBe(true);
+    expect(api.requests.map((request) => request.status)).toEqual([503, 200]);
+    expect(await client.activeAgent(id)).toBe("scheduling");
+  });
+});

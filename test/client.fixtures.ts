@@ -1,0 +1,133 @@
+import { once } from "node:events";
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createTcpServer, type Socket } from "node:net";
+import { createContext, type LogRecord } from "../lib/context.js";
+import { type DatabaseHandle, openDatabase } from "../lib/db.js";
+import { parseEnv } from "../lib/env.js";
+import { migrate } from "../lib/migrate.js";
+import { startLocalServer } from "../scripts/server.js";
+
+/**
+ * Servers for the client and router tests: the real API over a socket, and small servers that
+ * misbehave on purpose. Every one listens on an ephemeral port of 127.0.0.1.
+ */
+
+/** A migrated in-memory PGlite. */
+export async function memoryDatabase(): Promise<DatabaseHandle> {
+  const handle = await openDatabase({ pgliteDir: "memory://" });
+  await migrate(handle);
+  return handle;
+}
+
+/** The real API (`api/` through `startLocalServer`) on a context over `open`; `requests` are its log lines. */
+export async function startApi(options: {
+  open: () => Promise<DatabaseHandle>;
+  env?: Record<string, string>;
+}) {
+  const requests: LogRecord[] = [];
+  const env = parseEnv({ PGLITE_DIR: "memory://", ...options.env });
+  const context = createContext(env, {
+    open: options.open,
+    log: (record) => {
+      if (record.msg === "request") requests.push(record);
+    },
+  });
+  const server = await startLocalServer({ port: 0, context: () => context, publicDir: "test/no-public-dir" });
+  return { url: server.url, requests, close: () => server.close() };
+}
+
+/** A port nothing listens on (taken, then released). */
+export async function closedPort(): Promise<number> {
+  const server = createTcpServer().listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, "close");
+  return port;
+}
+
+/** A TCP server that accepts connections and never answers. */
+export async function startSilentServer() {
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+  const server = createTcpServer((socket) => {
+    accepted += 1;
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  }).listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    get accepted() {
+      return accepted;
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+      await once(server, "close");
+    },
+  };
+}
+
+/** One scripted answer. */
+export type Scripted = { status: number; headers?: Record<string, string>; body: string };
+
+/** An HTTP server that answers its requests with `script`, in order (the last one repeats). */
+export async function startScriptedServer(script: Scripted[]) {
+  const seen: { at: number; method: string; headers: IncomingMessage["headers"] }[] = [];
+  const server = createHttpServer((request: IncomingMessage, response: ServerResponse) => {
+    request.resume();
+    const answer = script[Math.min(seen.length, script.length - 1)] as Scripted;
+    seen.push({ at: performance.now(), method: request.method ?? "", headers: request.headers });
+    response.writeHead(answer.status, answer.headers).end(answer.body);
+  }).listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seen,
+    async close() {
+      server.closeAllConnections();
+      server.close();
+      await once(server, "close");
+    },
+  };
+}
+
+/** The problem body the API sends when the database is down. */
+export function databaseUnavailable(retryAfterSeconds?: number): Scripted {
+  return {
+    status: 503,
+    headers: {
+      "Content-Type": "application/problem+json",
+      ...(retryAfterSeconds === undefined ? {} : { "Retry-After": String(retryAfterSeconds) }),
+    },
+    body: JSON.stringify({
+      type: "urn:device-session-lock:problem:database_unavailable",
+      title: "Database unavailable",
+      status: 503,
+      detail: "The database did not answer in time; try again shortly.",
+      code: "database_unavailable",
+    }),
+  };
+}
+
+/** A `200` with a lock representation. */
+export function lockAnswer(deviceId: string, activeAgent: string | null): Scripted {
+  const now = Date.now();
+  const lock = activeAgent
+    ? {
+        activeAgent,
+        lockedAt: new Date(now).toISOString(),
+        expiresAt: new Date(now + 60_000).toISOString(),
+        ttlSeconds: 60,
+        version: 7,
+      }
+    : { activeAgent: null, lockedAt: null, expiresAt: null, ttlSeconds: null, version: null };
+  return {
+    status: 200,
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ deviceId, ...lock }),
+  };
+}
