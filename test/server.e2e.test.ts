@@ -1,45 +1,16 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { problemSchema } from "../lib/openapi.js";
+import { type DevServer, startDevServer } from "./helpers/dev-server.js";
 import { engines, type TestDatabase } from "./helpers/engines.js";
 import { CRON_SECRET, newDeviceId } from "./helpers/routes.js";
-
-/** `npm run dev` as a child process on a free port; resolves with its URL once it listens. */
-async function startDevServer(vars: Record<string, string>) {
-  const { DATABASE_URL: _, ...inherited } = process.env;
-  const child = spawn(process.execPath, ["--import", "tsx", "scripts/dev.ts"], {
-    env: { ...inherited, PORT: "0", CRON_SECRET, ...vars },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stderr?.on("data", (chunk) => {
-    output += chunk;
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout?.on("data", (chunk) => {
-      output += chunk;
-      const match = /listening on (http:\/\/\S+)/.exec(output);
-      if (match?.[1]) resolve(match[1]);
-    });
-    child.once("exit", (code) => reject(new Error(`dev server exited with ${code}: ${output}`)));
-  });
-  return { child, url, output: () => output };
-}
-
-async function stop(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null) return child.exitCode;
-  const exited = once(child, "exit");
-  child.kill("SIGINT");
-  const [code] = await exited;
-  return code as number | null;
-}
 
 describe.each(
   engines.filter((e) => e.name !== "neon"),
 )("npm run dev over a real socket on $name", (engine) => {
   let database: TestDatabase | undefined;
-  let server: Awaited<ReturnType<typeof startDevServer>>;
+  let server: DevServer;
 
   beforeAll(async () => {
     const vars: Record<string, string> = { PGLITE_DIR: "memory://" };
@@ -50,7 +21,7 @@ describe.each(
     server = await startDevServer(vars);
   }, 60_000);
   afterAll(async () => {
-    if (server) await stop(server.child);
+    if (server) await server.kill("SIGINT");
     await database?.close();
   });
 
@@ -110,7 +81,7 @@ describe.each(
   });
 
   it("stops cleanly on Ctrl-C, closing the database", async () => {
-    const code = await stop(server.child);
+    const { code } = await server.kill("SIGINT");
     expect(code).toBe(0);
     expect(server.output()).toMatch(/SIGINT: closing the server and the database/);
   });
