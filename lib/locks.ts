@@ -250,7 +250,15 @@ function toLock(row: LockRow): Lock {
 const COLUMNS = "device_id, active_agent, locked_at, session_ttl, expires_at, version";
 const NEXT_VERSION = "nextval('conversation_states_version_seq')";
 // $1 device id, $2 agent, $3 TTL in seconds, $4 version.
-const NEW_LOCK = `($1, $2, now(), $3::integer, now() + make_interval(secs => $3::integer), ${NEXT_VERSION})`;
+//
+// Every statement that draws a version first takes a transaction-scoped advisory lock on the
+// device, so no two of them for one device interleave. Without it, an insert draws its version
+// before it waits on a row another transaction holds; if that one renews (drawing a larger
+// version) and a clear then deletes the row, the insert lands with a smaller version than one
+// already handed out: a fencing token going backwards across a clear.
+const SERIALISED = `(select pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))) as serialised`;
+const NEW_LOCK = `select $1::uuid, $2::text, now(), $3::integer, now() + make_interval(secs => $3::integer),
+  ${NEXT_VERSION} from ${SERIALISED}`;
 // The version is drawn here, after the wait for the row lock, not taken from `excluded`: that one
 // was drawn before the wait, so a set that waited behind another would store a smaller token
 // than the one it replaced.
@@ -268,13 +276,15 @@ const ACTIVE = "expires_at > now()";
  */
 const SQL = {
   get: `select ${COLUMNS} from ${TABLE} where device_id = $1 and ${ACTIVE}`,
-  set: `insert into ${TABLE} (${COLUMNS}) values ${NEW_LOCK}
+  set: `insert into ${TABLE} (${COLUMNS}) ${NEW_LOCK}
     on conflict (device_id) do update set ${TAKE_OVER} returning ${COLUMNS}`,
   // An expired row is no lock: it may be taken over, a live one may not.
-  acquire: `insert into ${TABLE} (${COLUMNS}) values ${NEW_LOCK}
+  acquire: `insert into ${TABLE} (${COLUMNS}) ${NEW_LOCK}
     on conflict (device_id) do update set ${TAKE_OVER} where ${TABLE}.expires_at <= now() returning ${COLUMNS}`,
-  setIfVersion: `update ${TABLE} set ${REPLACE} where device_id = $1 and version = $4 and ${ACTIVE} returning ${COLUMNS}`,
-  setIfPresent: `update ${TABLE} set ${REPLACE} where device_id = $1 and ${ACTIVE} returning ${COLUMNS}`,
+  setIfVersion: `update ${TABLE} set ${REPLACE} from ${SERIALISED}
+    where device_id = $1 and version = $4 and ${ACTIVE} returning ${COLUMNS}`,
+  setIfPresent: `update ${TABLE} set ${REPLACE} from ${SERIALISED}
+    where device_id = $1 and ${ACTIVE} returning ${COLUMNS}`,
   clear: `delete from ${TABLE} where device_id = $1 returning ${ACTIVE} as active`,
   clearIfVersion: `delete from ${TABLE} where device_id = $1 and version = $2 and ${ACTIVE} returning version`,
   clearIfPresent: `delete from ${TABLE} where device_id = $1 and ${ACTIVE} returning version`,
