@@ -40,9 +40,9 @@ export class LockClientError extends Error {
     this.attempts = attempts;
   }
 
-  /** True when the service could not answer (no response, or a 5xx), as opposed to a bad request. */
+  /** True when the service could not answer (timeout, network error, 5xx), as opposed to a bad request. */
   get unavailable(): boolean {
-    return this.status === null || this.status >= 500;
+    return this.code === "timeout" || this.code === "network_error" || (this.status ?? 0) >= 500;
   }
 }
 
@@ -109,7 +109,7 @@ export function createLockClient(options: LockClientOptions) {
     deviceId: string,
     init: { condition?: Condition; body?: unknown } = {},
   ): Promise<Answer> {
-    const deadline = Date.now() + retry.maxElapsedMs;
+    const deadline = performance.now() + retry.maxElapsedMs;
     const headers: Record<string, string> = {
       ...options.headers,
       Accept: "application/json",
@@ -119,12 +119,13 @@ export function createLockClient(options: LockClientOptions) {
     if (init.body !== undefined) headers["Content-Type"] = "application/json";
     const body = init.body === undefined ? undefined : JSON.stringify(init.body);
     for (let attempt = 1; ; attempt++) {
-      const signal = AbortSignal.timeout(Math.max(1, Math.min(timeoutMs, deadline - Date.now())));
+      const leftMs = Math.ceil(Math.min(timeoutMs, deadline - performance.now()));
+      const signal = AbortSignal.timeout(Math.max(1, leftMs)); // whole milliseconds only
       const outcome = await send(() => doFetch(url, { method, headers, body, signal }), attempt);
       if (!("failure" in outcome)) return outcome;
       const backoffCapMs = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1));
       const waitMs = outcome.retryAfterMs ?? Math.random() * backoffCapMs;
-      if (attempt >= retry.maxAttempts || Date.now() + waitMs >= deadline) throw outcome.failure;
+      if (attempt >= retry.maxAttempts || performance.now() + waitMs >= deadline) throw outcome.failure;
       await new Promise((resolve) => setTimeout(resolve, waitMs));
     }
   }
@@ -165,7 +166,7 @@ export function createLockClient(options: LockClientOptions) {
     get,
     set,
     clear,
-    /** The agent holding the device's lock, or `null` (route as a fresh conversation). Fails open like `get`. */
+    /** The agent holding the device's lock, or `null`: a fresh conversation. Fails open like `get`. */
     async activeAgent(deviceId: string): Promise<string | null> {
       return (await get(deviceId))?.activeAgent ?? null;
     },

@@ -19,7 +19,7 @@ export async function memoryDatabase(): Promise<DatabaseHandle> {
   return handle;
 }
 
-/** The real API (`api/` through `startLocalServer`) on a context over `open`; `requests` are its log lines. */
+/** The real API (`api/` through `startLocalServer`) on a context over `open`; `requests`: its log lines. */
 export async function startApi(options: {
   open: () => Promise<DatabaseHandle>;
   env?: Record<string, string>;
@@ -32,7 +32,8 @@ export async function startApi(options: {
       if (record.msg === "request") requests.push(record);
     },
   });
-  const server = await startLocalServer({ port: 0, context: () => context, publicDir: "test/no-public-dir" });
+  // A folder that does not exist: the API only, no static files.
+  const server = await startLocalServer({ port: 0, context: () => context, publicDir: "test/no-public" });
   return { url: server.url, requests, close: () => server.close() };
 }
 

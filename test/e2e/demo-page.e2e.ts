@@ -164,6 +164,7 @@ describe("demo page from another origin", () => {
       "Invalid request body: ttlSeconds: must be at most 7200 (MAX_SESSION_TTL)",
     );
     expect(await page.getAttribute("#error", "role")).toBe("alert");
+    await page.screenshot({ path: "test-results/demo-error.png", fullPage: true });
     // The browser reports the 400 itself; nothing else went to the console.
     expect(consoleErrors).toEqual([expect.stringMatching(/status of 400/)]);
 
