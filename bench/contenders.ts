@@ -52,31 +52,11 @@ export function handlerContender(url: string, handle: DatabaseHandle, poolMax: n
   const env = parseEnv({ DATABASE_URL: url, DATABASE_DRIVER: "pg", DATABASE_POOL_MAX: String(poolMax) });
   const context = createContext(env, { open: async () => handle, log: discardingLogger() });
   const handlers = route(() => context);
-  const call = async (
-    method: "GET" | "PUT" | "DELETE",
-    deviceId: string,
-    body?: { agent: string; ttlSeconds: number },
-  ) => {
-    const headers: Record<string, string> = { "X-Device-ID": deviceId };
-    if (body) headers["Content-Type"] = "application/json";
-    const response = await handlers[method](
-      new Request(API_URL, { method, headers, body: body ? JSON.stringify(body) : null }),
-    );
-    const text = await response.text();
-    if (response.status !== 200) throw new Error(`${method} answered ${response.status}: ${text}`);
-    return text;
-  };
-  return {
-    get: (deviceId) => call("GET", deviceId),
-    set: (deviceId, agent, ttlSeconds) => call("PUT", deviceId, { agent, ttlSeconds }),
-    clear: (deviceId) => call("DELETE", deviceId),
-    close: async () => {},
-  };
+  return webHandlerContender((request) => handlers[request.method as "GET"](request));
 }
 
-/** `webFloorHandler` over the lib's store, called like the handlers (see `web-floor.ts`). */
-export function webFloorContender(handle: DatabaseHandle): Contender {
-  const handler = webFloorHandler(createLockStore(handle.db));
+/** Drives one Web handler with the mix's requests; anything but `200` fails the run. */
+function webHandlerContender(handler: (request: Request) => Promise<Response>): Contender {
   const call = async (method: string, deviceId: string, body?: { agent: string; ttlSeconds: number }) => {
     const headers: Record<string, string> = { "X-Device-ID": deviceId };
     if (body) headers["Content-Type"] = "application/json";
@@ -93,6 +73,11 @@ export function webFloorContender(handle: DatabaseHandle): Contender {
     clear: (deviceId) => call("DELETE", deviceId),
     close: async () => {},
   };
+}
+
+/** `webFloorHandler` over the lib's store, called like the handlers (see `web-floor.ts`). */
+export function webFloorContender(handle: DatabaseHandle): Contender {
+  return webHandlerContender(webFloorHandler(createLockStore(handle.db)));
 }
 
 /** connect-pg-simple's store (`set` / `get` / `destroy`), the session id being the device id. */

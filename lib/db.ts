@@ -3,6 +3,7 @@ import { sql } from "drizzle-orm";
 import { DrizzleQueryError } from "drizzle-orm/errors";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import type { Env } from "./env.js";
+import { errorChain } from "./errors.js";
 
 /**
  * The only module that knows the drivers. Each is imported when it is chosen, so a function
@@ -139,13 +140,7 @@ const UNAVAILABLE_MESSAGE =
  * (as opposed to a bug in a statement). Looks through drizzle's wrapping `cause` chain.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
-  let current: unknown = error;
-  for (let depth = 0; current && depth < 6; depth++) {
-    if (!(current instanceof Error)) {
-      // The Neon driver rejects with the WebSocket's ErrorEvent, which carries the socket's error.
-      current = (current as { error?: unknown }).error;
-      continue;
-    }
+  for (const current of errorChain(error)) {
     const code = (current as { code?: unknown }).code;
     if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) {
       // A SQLSTATE from the server: it answered, so only these few mean "unavailable".
@@ -154,7 +149,6 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     if (typeof code === "string" && UNAVAILABLE_MESSAGE.test(code)) return true;
     // Drizzle's wrapper repeats the query and its parameters in its message: judge its cause only.
     if (!(current instanceof DrizzleQueryError) && UNAVAILABLE_MESSAGE.test(current.message)) return true;
-    current = current.cause;
   }
   return false;
 }
@@ -181,6 +175,11 @@ export async function checkDatabase(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The rows of `db.execute`: every driver here answers with `{ rows }`. */
+export function rowsOf<Row>(result: unknown): Row[] {
+  return (result as { rows: Row[] }).rows;
 }
 
 /** Runs one SQL text with `$n` parameters as a named prepared statement; resolves with its rows. */

@@ -94,3 +94,19 @@ export function toProblem(error: ApiError): Problem {
     ...error.extras.members,
   };
 }
+
+/**
+ * An error and the errors behind it: its `cause` chain, and the `error` that a non-Error
+ * rejection carries (the Neon driver rejects with the WebSocket's `ErrorEvent`).
+ */
+export function* errorChain(error: unknown, maxDepth = 6): Generator<Error> {
+  let current: unknown = error;
+  for (let depth = 0; current && depth < maxDepth; depth++) {
+    if (current instanceof Error) {
+      yield current;
+      current = current.cause;
+    } else {
+      current = (current as { error?: unknown }).error;
+    }
+  }
+}

@@ -4,7 +4,7 @@ import type * as z from "zod/mini";
 import { type Context, defaultContext, jsonLogger } from "./context.js";
 import { isDatabaseUnavailable } from "./db.js";
 import { ConfigError, type Env } from "./env.js";
-import { ApiError, toProblem } from "./errors.js";
+import { ApiError, errorChain, toProblem } from "./errors.js";
 import type { Condition, Lock } from "./locks.js";
 import { DEVICE_ID_HEADER, invalidBody } from "./validation.js";
 
@@ -122,16 +122,11 @@ function stackOf(error: unknown): string | undefined {
 }
 
 function describe(error: unknown): string {
-  const parts: string[] = [];
-  for (
-    let current = error, depth = 0;
-    current instanceof Error && depth < 5;
-    depth++, current = current.cause
-  ) {
+  const messages = [...errorChain(error, 5)].map((current) =>
     // Drizzle's message repeats the parameters, device ids among them: keep only the query.
-    parts.push(current instanceof DrizzleQueryError ? `Failed query: ${current.query}` : current.message);
-  }
-  return parts.join(" <- ") || String(error);
+    current instanceof DrizzleQueryError ? `Failed query: ${current.query}` : current.message,
+  );
+  return messages.join(" <- ") || String(error);
 }
 
 /** A `problem+json` response for an `ApiError`. */

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { type Database, preparedQuery } from "./db.js";
+import { type Database, preparedQuery, rowsOf } from "./db.js";
 import { ApiError } from "./errors.js";
 import { conversationStates as locks } from "./schema.js";
 import { assertAgentAllowed, parseDeviceId } from "./validation.js";
@@ -230,11 +230,6 @@ type LockRow = {
   expires_at: Date;
   version: string | number | bigint;
 };
-
-/** The rows of `db.execute`: every driver here answers with `{ rows }`. */
-function rowsOf<Row>(result: unknown): Row[] {
-  return (result as { rows: Row[] }).rows;
-}
 
 function toLock(row: LockRow): Lock {
   return {

@@ -1,6 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
-import type { DatabaseHandle } from "./db.js";
+import { type DatabaseHandle, rowsOf } from "./db.js";
 
 /** The generated SQL migrations (drizzle-kit), shipped beside `lib/`. */
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL("../drizzle", import.meta.url));
@@ -23,14 +23,12 @@ export async function migrate(handle: DatabaseHandle): Promise<{ applied: number
 }
 
 async function countApplied(handle: DatabaseHandle): Promise<number> {
-  const exists = (await handle.db.execute(
-    sql`select to_regclass('drizzle.__drizzle_migrations') is not null as exists`,
-  )) as { rows: { exists: boolean }[] };
-  if (!exists.rows[0]?.exists) return 0;
-  const count = (await handle.db.execute(
-    sql`select count(*)::int as n from drizzle.__drizzle_migrations`,
-  )) as {
-    rows: { n: number }[];
-  };
-  return Number(count.rows[0]?.n ?? 0);
+  const [table] = rowsOf<{ exists: boolean }>(
+    await handle.db.execute(sql`select to_regclass('drizzle.__drizzle_migrations') is not null as exists`),
+  );
+  if (!table?.exists) return 0;
+  const [count] = rowsOf<{ n: number }>(
+    await handle.db.execute(sql`select count(*)::int as n from drizzle.__drizzle_migrations`),
+  );
+  return Number(count?.n ?? 0);
 }
