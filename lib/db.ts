@@ -1,22 +1,31 @@
 import { mkdir } from "node:fs/promises";
-import { sql } from "drizzle-orm";
-import { DrizzleQueryError } from "drizzle-orm/errors";
-import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import type { PGlite } from "@electric-sql/pglite";
+import type { Pool as NeonPool } from "@neondatabase/serverless";
+import type pg from "pg";
 import type { Env } from "./env.js";
-import { errorChain } from "./errors.js";
+import { errorChain, isWrappedQueryError } from "./errors.js";
 
 /**
  * The only module that knows the drivers. Each is imported when it is chosen, so a function
  * loads one: PGlite (embedded), node-postgres, or Neon's serverless driver over WebSocket.
+ * Requests run their SQL on the driver itself; drizzle (`lib/drizzle.ts`) is loaded only to
+ * migrate, so a function's cold start does not pay for its query builder.
  */
 
-/** A drizzle database on any of the three drivers. */
-export type Database = PgDatabase<PgQueryResultHKT>;
+/** A driver's own client: a node-postgres or Neon pool, or the embedded PGlite. */
+export type SqlClient = pg.Pool | NeonPool | PGlite;
+
+/**
+ * What the lib runs SQL on: a driver's client, or a drizzle database over one (an application's
+ * own drizzle database works as it is: its `$client` runs the statements).
+ */
+export type Database = SqlClient | { $client: SqlClient };
 
 export type Driver = "pglite" | "pg" | "neon";
 
 /** An open database and how to close it. */
 export type DatabaseHandle = {
+  /** The driver's client, as `openDatabase` opens it. */
   db: Database;
   driver: Driver;
   /** Ends the pool (or the embedded engine). */
@@ -71,13 +80,10 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
 }
 
 async function openPglite(dir: string): Promise<DatabaseHandle> {
-  const [{ PGlite }, { drizzle }] = await Promise.all([
-    import("@electric-sql/pglite"),
-    import("drizzle-orm/pglite"),
-  ]);
+  const { PGlite } = await import("@electric-sql/pglite");
   if (!dir.includes("://")) await mkdir(dir, { recursive: true });
   const client = await PGlite.create(dir);
-  return { db: drizzle({ client }) as unknown as Database, driver: "pglite", close: () => client.close() };
+  return { db: client, driver: "pglite", close: () => client.close() };
 }
 
 function poolConfig(options: DatabaseOptions) {
@@ -96,19 +102,15 @@ function poolConfig(options: DatabaseOptions) {
 }
 
 async function openNodePostgres(options: DatabaseOptions): Promise<DatabaseHandle> {
-  const [{ default: pg }, { drizzle }] = await Promise.all([
-    import("pg"),
-    import("drizzle-orm/node-postgres"),
-  ]);
+  const { default: pg } = await import("pg");
   const pool = new pg.Pool(poolConfig(options));
   pool.on("error", options.onPoolError ?? logPoolError);
-  return { db: drizzle({ client: pool }) as unknown as Database, driver: "pg", close: () => pool.end() };
+  return { db: pool, driver: "pg", close: () => pool.end() };
 }
 
 async function openNeon(options: DatabaseOptions): Promise<DatabaseHandle> {
-  const [{ Pool, neonConfig }, { drizzle }, { default: WebSocket }] = await Promise.all([
+  const [{ Pool, neonConfig }, { default: WebSocket }] = await Promise.all([
     import("@neondatabase/serverless"),
-    import("drizzle-orm/neon-serverless"),
     import("ws"),
   ]);
   neonConfig.webSocketConstructor = WebSocket;
@@ -123,7 +125,7 @@ async function openNeon(options: DatabaseOptions): Promise<DatabaseHandle> {
   }
   const pool = new Pool(poolConfig(options));
   pool.on("error", options.onPoolError ?? logPoolError);
-  return { db: drizzle({ client: pool }) as unknown as Database, driver: "neon", close: () => pool.end() };
+  return { db: pool, driver: "neon", close: () => pool.end() };
 }
 
 function logPoolError(error: Error): void {
@@ -137,7 +139,8 @@ const UNAVAILABLE_MESSAGE =
 
 /**
  * True when an error means the database could not be reached or did not answer in time
- * (as opposed to a bug in a statement). Looks through drizzle's wrapping `cause` chain.
+ * (as opposed to a bug in a statement). Looks through the `cause` chain (drizzle's wrapper, from
+ * migrations, among others).
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
   for (const current of errorChain(error)) {
@@ -148,7 +151,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     }
     if (typeof code === "string" && UNAVAILABLE_MESSAGE.test(code)) return true;
     // Drizzle's wrapper repeats the query and its parameters in its message: judge its cause only.
-    if (!(current instanceof DrizzleQueryError) && UNAVAILABLE_MESSAGE.test(current.message)) return true;
+    if (!isWrappedQueryError(current) && UNAVAILABLE_MESSAGE.test(current.message)) return true;
   }
   return false;
 }
@@ -167,7 +170,7 @@ export async function checkDatabase(
     timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
   });
   try {
-    const ping = source.database().then(({ db }) => db.execute(sql`select 1`));
+    const ping = source.database().then(({ db }) => queryOf(db)(PING));
     await Promise.race([ping, timeout]);
     return { ok: true, latencyMs: Math.round((performance.now() - startedAt) * 100) / 100 };
   } catch (error) {
@@ -177,35 +180,34 @@ export async function checkDatabase(
   }
 }
 
-/** The rows of `db.execute`: every driver here answers with `{ rows }`. */
-export function rowsOf<Row>(result: unknown): Row[] {
-  return (result as { rows: Row[] }).rows;
-}
+const PING: Statement = { text: "select 1" };
 
-/** Runs one SQL text with `$n` parameters as a named prepared statement; resolves with its rows. */
-export type PreparedQuery = <Row = Record<string, unknown>>(
-  name: string,
-  text: string,
-  params: unknown[],
+/** One SQL statement: its text with `$n` parameters and, to prepare it once per connection, a name. */
+export type Statement = { text: string; name?: string };
+
+/** Runs one statement with its parameters; resolves with its rows. */
+export type Query = <Row = Record<string, unknown>>(
+  statement: Statement,
+  params?: unknown[],
 ) => Promise<Row[]>;
 
-type PoolClient = {
-  query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
+type PoolLike = {
+  query(config: { name?: string | undefined; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
 };
-type PgliteClient = { query(text: string, params: unknown[]): Promise<{ rows: unknown[] }> };
+type PgliteLike = { query(text: string, params: unknown[]): Promise<{ rows: unknown[] }> };
 
 /**
- * A driver-level query function under a drizzle database, for the few hot statements that
- * should not pay for drizzle's query layer. node-postgres and Neon prepare each name once per
- * connection; PGlite runs in-process, where there is no round trip to save.
+ * The query function of a database, on its driver. node-postgres and Neon prepare a named
+ * statement once per connection; PGlite runs in-process, where there is no round trip to save.
  */
-export function preparedQuery(db: Database): PreparedQuery {
-  const client = (db as unknown as { $client: unknown }).$client;
+export function queryOf(db: Database): Query {
+  const client = "$client" in db ? db.$client : db;
   // Both pools (node-postgres and Neon's, which extends it) count their clients; PGlite does not.
-  if (client && typeof client === "object" && "totalCount" in client) {
-    const pool = client as unknown as PoolClient;
-    return async (name, text, values) => (await pool.query({ name, text, values })).rows as never[];
+  if ("totalCount" in client) {
+    const pool = client as unknown as PoolLike;
+    return async (statement, values = []) =>
+      (await pool.query({ name: statement.name, text: statement.text, values })).rows as never[];
   }
-  const pglite = client as PgliteClient;
-  return async (_name, text, params) => (await pglite.query(text, params)).rows as never[];
+  const pglite = client as unknown as PgliteLike;
+  return async (statement, params = []) => (await pglite.query(statement.text, params)).rows as never[];
 }

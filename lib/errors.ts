@@ -110,3 +110,16 @@ export function* errorChain(error: unknown, maxDepth = 6): Generator<Error> {
     }
   }
 }
+
+/**
+ * Drizzle's query error (migrations run through drizzle), known by its shape so that a request
+ * need not load drizzle to recognise it: it carries the query and its parameters, and its
+ * message repeats both (PGlite's own errors carry both too, but say what went wrong).
+ */
+export function isWrappedQueryError(error: Error): error is Error & { query: string } {
+  return (
+    typeof (error as { query?: unknown }).query === "string" &&
+    "params" in error &&
+    error.message.startsWith("Failed query: ")
+  );
+}

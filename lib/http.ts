@@ -1,10 +1,9 @@
 import { createHash, hash, timingSafeEqual } from "node:crypto";
-import { DrizzleQueryError } from "drizzle-orm/errors";
 import type * as z from "zod/mini";
 import { type Context, defaultContext, jsonLogger } from "./context.js";
 import { isDatabaseUnavailable } from "./db.js";
 import { ConfigError, type Env } from "./env.js";
-import { ApiError, errorChain, toProblem } from "./errors.js";
+import { ApiError, errorChain, isWrappedQueryError, toProblem } from "./errors.js";
 import type { Condition, Lock } from "./locks.js";
 import { DEVICE_ID_HEADER, invalidBody } from "./validation.js";
 
@@ -117,14 +116,14 @@ function errorResponse(error: unknown, log: Context["log"], requestId: string): 
 }
 
 function stackOf(error: unknown): string | undefined {
-  const own = error instanceof DrizzleQueryError ? error.cause : error;
+  const own = error instanceof Error && isWrappedQueryError(error) ? error.cause : error;
   return own instanceof Error ? own.stack : undefined;
 }
 
 function describe(error: unknown): string {
   const messages = [...errorChain(error, 5)].map((current) =>
     // Drizzle's message repeats the parameters, device ids among them: keep only the query.
-    current instanceof DrizzleQueryError ? `Failed query: ${current.query}` : current.message,
+    isWrappedQueryError(current) ? `Failed query: ${current.query}` : current.message,
   );
   return messages.join(" <- ") || String(error);
 }

@@ -1,7 +1,5 @@
-import { sql } from "drizzle-orm";
-import { type Database, preparedQuery, rowsOf } from "./db.js";
+import { type Database, queryOf, type Statement } from "./db.js";
 import { ApiError } from "./errors.js";
-import { conversationStates as locks } from "./schema.js";
 import { assertAgentAllowed, parseDeviceId } from "./validation.js";
 
 /** An active lock: which agent owns a device's conversation, until when, under which fencing token. */
@@ -77,10 +75,10 @@ export function createLockStore(db: Database, options: LockStoreOptions = {}) {
       `defaultTtlSeconds must be a whole number from 1 to maxTtlSeconds (${maxTtlSeconds}).`,
     );
   }
-  const query = preparedQuery(db);
+  const query = queryOf(db);
 
   async function get(deviceId: string): Promise<Lock | null> {
-    const [row] = await query<LockRow>("lock_get", SQL.get, [parseDeviceId(deviceId)]);
+    const [row] = await query<LockRow>(SQL.get, [parseDeviceId(deviceId)]);
     return row ? toLock(row) : null;
   }
 
@@ -101,23 +99,20 @@ export function createLockStore(db: Database, options: LockStoreOptions = {}) {
     const condition = input.condition ?? ALWAYS;
     switch (condition.kind) {
       case "always": {
-        const [row] = await query<LockRow>("lock_set", SQL.set, params);
+        const [row] = await query<LockRow>(SQL.set, params);
         if (!row) throw new Error("An unconditional upsert returned no row.");
         return { ok: true, lock: toLock(row) };
       }
       case "ifAbsent": {
-        const [row] = await query<LockRow>("lock_acquire", SQL.acquire, params);
+        const [row] = await query<LockRow>(SQL.acquire, params);
         return row ? { ok: true, lock: toLock(row) } : refusal(deviceId, "held");
       }
       case "ifVersion": {
-        const [row] = await query<LockRow>("lock_set_if_version", SQL.setIfVersion, [
-          ...params,
-          condition.version,
-        ]);
+        const [row] = await query<LockRow>(SQL.setIfVersion, [...params, condition.version]);
         return row ? { ok: true, lock: toLock(row) } : refusal(deviceId, "version_mismatch");
       }
       case "ifPresent": {
-        const [row] = await query<LockRow>("lock_set_if_present", SQL.setIfPresent, params);
+        const [row] = await query<LockRow>(SQL.setIfPresent, params);
         return row ? { ok: true, lock: toLock(row) } : refusal(deviceId, "absent");
       }
     }
@@ -128,15 +123,15 @@ export function createLockStore(db: Database, options: LockStoreOptions = {}) {
     switch (condition.kind) {
       case "always": {
         // An expired row is deleted too, but it was no lock: only an active one counts as cleared.
-        const [row] = await query<{ active: boolean }>("lock_clear", SQL.clear, [deviceId]);
+        const [row] = await query<{ active: boolean }>(SQL.clear, [deviceId]);
         return { ok: true, cleared: row?.active === true };
       }
       case "ifVersion": {
-        const [row] = await query("lock_clear_if_version", SQL.clearIfVersion, [deviceId, condition.version]);
+        const [row] = await query(SQL.clearIfVersion, [deviceId, condition.version]);
         return row ? { ok: true, cleared: true } : refusal(deviceId, "version_mismatch");
       }
       case "ifPresent": {
-        const [row] = await query("lock_clear_if_present", SQL.clearIfPresent, [deviceId]);
+        const [row] = await query(SQL.clearIfPresent, [deviceId]);
         return row ? { ok: true, cleared: true } : refusal(deviceId, "absent");
       }
       case "ifAbsent":
@@ -160,22 +155,7 @@ export function createLockStore(db: Database, options: LockStoreOptions = {}) {
     let purged = 0;
     let batches = 0;
     for (;;) {
-      // By ctid: the selected rows are locked, so their place cannot change, and the TID scan
-      // saves a second primary-key lookup per row (about twice the rows per second).
-      const [row] = rowsOf<{ purged: number }>(
-        await db.execute(sql`
-        with gone as (
-          delete from ${locks}
-          where ctid = any(array(
-            select ctid from ${locks}
-            where ${locks.expiresAt} <= now()
-            order by ${locks.expiresAt}
-            limit ${limits.batchSize}
-            for update skip locked))
-          and ${locks.expiresAt} <= now()
-          returning 1)
-        select count(*)::int as purged from gone`),
-      );
+      const [row] = await query<{ purged: number }>(SQL.purgeBatch, [limits.batchSize]);
       const count = Number(row?.purged ?? 0);
       purged += count;
       batches += 1;
@@ -187,25 +167,13 @@ export function createLockStore(db: Database, options: LockStoreOptions = {}) {
 
   /** Counts and ages of the locks, in one statement, by the database clock. */
   async function stats(): Promise<LockStats> {
-    const [row] = rowsOf<{
+    const [row] = await query<{
       active_locks: number;
       expired: number;
       by_agent: Record<string, number> | string;
       oldest_s: number | null;
       average_s: number | null;
-    }>(
-      await db.execute(sql`
-      with live as (
-        select ${locks.activeAgent} as agent, extract(epoch from now() - ${locks.lockedAt})::float8 as age_s
-        from ${locks} where ${locks.expiresAt} > now())
-      select
-        (select count(*)::int from live) as active_locks,
-        (select count(*)::int from ${locks} where ${locks.expiresAt} <= now()) as expired,
-        (select coalesce(json_object_agg(agent, n), '{}'::json)::text
-           from (select agent, count(*)::int as n from live group by agent) per_agent) as by_agent,
-        (select max(age_s) from live) as oldest_s,
-        (select avg(age_s)::float8 from live) as average_s`),
-    );
+    }>(SQL.stats);
     if (!row) throw new Error("The stats statement returned no row.");
     const seconds = (value: number | null) =>
       value === null ? null : Math.round(Number(value) * 1000) / 1000;
@@ -264,23 +232,73 @@ const REPLACE = `active_agent = $2, locked_at = now(), session_ttl = $3::integer
 const TABLE = "conversation_states";
 const ACTIVE = "expires_at > now()";
 
+/** A statement under its name: node-postgres and Neon prepare it once per connection. */
+const named = (name: string, text: string): Statement => ({ name, text });
+
 /**
  * The lock statements, one each, with the condition and the database clock in the `WHERE`.
  * Written as SQL (the table is `lib/schema.ts`'s) and run as named prepared statements straight on
- * the driver: drizzle's query layer costs about 15 µs of CPU per call, a tenth of a request.
+ * the driver: drizzle's query layer costs about 15 µs of CPU per call, a tenth of a request, and
+ * loading it about 30 ms of a function's cold start.
  */
 const SQL = {
-  get: `select ${COLUMNS} from ${TABLE} where device_id = $1 and ${ACTIVE}`,
-  set: `insert into ${TABLE} (${COLUMNS}) ${NEW_LOCK}
+  get: named("lock_get", `select ${COLUMNS} from ${TABLE} where device_id = $1 and ${ACTIVE}`),
+  set: named(
+    "lock_set",
+    `insert into ${TABLE} (${COLUMNS}) ${NEW_LOCK}
     on conflict (device_id) do update set ${TAKE_OVER} returning ${COLUMNS}`,
+  ),
   // An expired row is no lock: it may be taken over, a live one may not.
-  acquire: `insert into ${TABLE} (${COLUMNS}) ${NEW_LOCK}
+  acquire: named(
+    "lock_acquire",
+    `insert into ${TABLE} (${COLUMNS}) ${NEW_LOCK}
     on conflict (device_id) do update set ${TAKE_OVER} where ${TABLE}.expires_at <= now() returning ${COLUMNS}`,
-  setIfVersion: `update ${TABLE} set ${REPLACE} from ${SERIALISED}
+  ),
+  setIfVersion: named(
+    "lock_set_if_version",
+    `update ${TABLE} set ${REPLACE} from ${SERIALISED}
     where device_id = $1 and version = $4 and ${ACTIVE} returning ${COLUMNS}`,
-  setIfPresent: `update ${TABLE} set ${REPLACE} from ${SERIALISED}
+  ),
+  setIfPresent: named(
+    "lock_set_if_present",
+    `update ${TABLE} set ${REPLACE} from ${SERIALISED}
     where device_id = $1 and ${ACTIVE} returning ${COLUMNS}`,
-  clear: `delete from ${TABLE} where device_id = $1 returning ${ACTIVE} as active`,
-  clearIfVersion: `delete from ${TABLE} where device_id = $1 and version = $2 and ${ACTIVE} returning version`,
-  clearIfPresent: `delete from ${TABLE} where device_id = $1 and ${ACTIVE} returning version`,
-} as const;
+  ),
+  clear: named("lock_clear", `delete from ${TABLE} where device_id = $1 returning ${ACTIVE} as active`),
+  clearIfVersion: named(
+    "lock_clear_if_version",
+    `delete from ${TABLE} where device_id = $1 and version = $2 and ${ACTIVE} returning version`,
+  ),
+  clearIfPresent: named(
+    "lock_clear_if_present",
+    `delete from ${TABLE} where device_id = $1 and ${ACTIVE} returning version`,
+  ),
+  // $1 batch size. By ctid: the selected rows are locked, so their place cannot change, and the
+  // TID scan saves a second primary-key lookup per row (about twice the rows per second).
+  purgeBatch: named(
+    "lock_purge_batch",
+    `with gone as (
+      delete from ${TABLE}
+      where ctid = any(array(
+        select ctid from ${TABLE}
+        where expires_at <= now()
+        order by expires_at
+        limit $1
+        for update skip locked))
+      and expires_at <= now()
+      returning 1)
+    select count(*)::int as purged from gone`,
+  ),
+  stats: {
+    text: `with live as (
+      select active_agent as agent, extract(epoch from now() - locked_at)::float8 as age_s
+      from ${TABLE} where ${ACTIVE})
+    select
+      (select count(*)::int from live) as active_locks,
+      (select count(*)::int from ${TABLE} where expires_at <= now()) as expired,
+      (select coalesce(json_object_agg(agent, n), '{}'::json)::text
+         from (select agent, count(*)::int as n from live group by agent) per_agent) as by_agent,
+      (select max(age_s) from live) as oldest_s,
+      (select avg(age_s)::float8 from live) as average_s`,
+  },
+} as const satisfies Record<string, Statement>;

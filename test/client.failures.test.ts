@@ -1,6 +1,6 @@
 import { describe, expect, it, onTestFinished } from "vitest";
 import { createLockClient, type LockClientError } from "../lib/client.js";
-import { type DatabaseHandle, openDatabase } from "../lib/db.js";
+import { type DatabaseHandle, openDatabase, queryOf } from "../lib/db.js";
 import {
   closedPort,
   databaseUnavailable,
@@ -206,7 +206,7 @@ describe("a database outage seen through the client", () => {
       driver: "pg",
       connectTimeoutMs: 500,
     });
-    await handle.db.execute("select 1").finally(() => handle.close());
+    await queryOf(handle.db)({ text: "select 1" }).finally(() => handle.close());
     throw new Error("the unreachable database answered");
   }
 

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { drizzleOf } from "../lib/drizzle.js";
 import { problemSchema, purgeResultSchema, statsSchema } from "../lib/openapi.js";
 import { engines, type TestDatabase } from "./helpers/engines.js";
 import { backdateLock, expireLock } from "./helpers/locks.js";
@@ -106,7 +107,7 @@ describe.each(engines)("cron and stats on $name", (engine) => {
       await put("scheduling");
       await put("billing");
       const gone = await put("billing");
-      const db = (await fresh.context.database()).db;
+      const db = await drizzleOf(await fresh.context.database());
       await backdateLock(db, old, 100);
       await expireLock(db, gone);
       const stats = statsSchema.parse(

@@ -1,5 +1,6 @@
 import { inject } from "vitest";
 import { type DatabaseHandle, type DatabaseOptions, type Driver, openDatabase } from "../../lib/db.js";
+import { type DrizzleDatabase, drizzleOf } from "../../lib/drizzle.js";
 import { openPgliteCopy } from "./pglite.js";
 import { createDatabase, databaseUrl, dropDatabase } from "./server.js";
 import { startWsBridge, type WsBridge } from "./ws-bridge.js";
@@ -19,8 +20,12 @@ export type OpenOptions = ConnectOptions & {
   via?: { host: string; port: number };
 };
 
-/** A handle on a database of its own; `close()` also drops it (pg, neon). */
+/**
+ * A handle on a database of its own, its client wrapped in drizzle for the tests' own queries
+ * (the lib takes it as it is); `close()` also drops the database (pg, neon).
+ */
 export type TestDatabase = DatabaseHandle & {
+  db: DrizzleDatabase;
   /** The database's URL (pg, neon), `null` on PGlite. */
   url: string | null;
 };
@@ -54,7 +59,7 @@ function serverEngine(name: "pg" | "neon"): TestEngine {
         },
       );
       return {
-        ...handle,
+        ...(await withDrizzle(handle)),
         url,
         async close() {
           try {
@@ -129,6 +134,11 @@ export async function connect(
     await release();
     throw error;
   }
+}
+
+/** The handle with its client wrapped in drizzle, for a test's own queries. */
+export async function withDrizzle(handle: DatabaseHandle): Promise<DatabaseHandle & { db: DrizzleDatabase }> {
+  return { ...handle, db: await drizzleOf(handle) };
 }
 
 /** The same database URL with its host and port replaced, e.g. to go through a `TcpProxy`. */

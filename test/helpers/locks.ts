@@ -1,5 +1,5 @@
 import { eq, sql } from "drizzle-orm";
-import type { Database } from "../../lib/db.js";
+import type { DrizzleDatabase as Database } from "../../lib/drizzle.js";
 import { conversationStates as locks } from "../../lib/schema.js";
 
 /**

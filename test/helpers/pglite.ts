@@ -3,8 +3,8 @@ import { readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
-import { drizzle } from "drizzle-orm/pglite";
-import { type Database, type DatabaseHandle, openDatabase } from "../../lib/db.js";
+import { openDatabase } from "../../lib/db.js";
+import { type DrizzleDatabase, drizzleOf } from "../../lib/drizzle.js";
 import { migrate } from "../../lib/migrate.js";
 
 declare module "vitest" {
@@ -24,7 +24,7 @@ export async function createPgliteTemplate(): Promise<{ path: string; remove(): 
   const handle = await openDatabase({ pgliteDir: "memory://" });
   try {
     await migrate(handle);
-    const client = (handle.db as unknown as { $client: PGlite }).$client;
+    const client = handle.db as PGlite;
     const dump = await client.dumpDataDir("none");
     const path = join(tmpdir(), `dsl-pglite-template-${randomBytes(5).toString("hex")}.tar`);
     await writeFile(path, Buffer.from(await dump.arrayBuffer()));
@@ -36,9 +36,12 @@ export async function createPgliteTemplate(): Promise<{ path: string; remove(): 
 
 /**
  * A new in-memory PGlite database started from the template file: migrated, empty, private to
- * the caller. Wrapped like `openDatabase` wraps PGlite (drizzle's pglite driver, no options).
+ * the caller, as `openDatabase` opens PGlite (no options), its client wrapped in drizzle.
  */
-export async function openPgliteCopy(templatePath: string): Promise<DatabaseHandle> {
+export async function openPgliteCopy(
+  templatePath: string,
+): Promise<{ db: DrizzleDatabase; driver: "pglite"; close(): Promise<void> }> {
   const client = await PGlite.create({ loadDataDir: new Blob([await readFile(templatePath)]) });
-  return { db: drizzle({ client }) as unknown as Database, driver: "pglite", close: () => client.close() };
+  const handle = { db: client, driver: "pglite" as const, close: () => client.close() };
+  return { ...handle, db: await drizzleOf(handle) };
 }

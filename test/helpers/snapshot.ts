@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import type { Database } from "../../lib/db.js";
+import type { DrizzleDatabase as Database } from "../../lib/drizzle.js";
 
 /** Everything a request could change: every row of the table, and the version sequence. */
 export type Snapshot = { rows: string; sequence: string };

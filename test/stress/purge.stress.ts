@@ -1,8 +1,9 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DatabaseHandle } from "../../lib/db.js";
+import type { DrizzleDatabase } from "../../lib/drizzle.js";
 import { purgeResultSchema } from "../../lib/openapi.js";
-import { connect, engines, type TestDatabase } from "../helpers/engines.js";
+import { connect, engines, type TestDatabase, withDrizzle } from "../helpers/engines.js";
 import { insertExpiredLocks } from "../helpers/locks.js";
 import {
   authorizedGet,
@@ -44,14 +45,14 @@ function percentile(values: number[], p: number): number {
 describe.skipIf(!engine)(`purging ${EXPIRED_ROWS} expired locks under load on ${engine?.name}`, () => {
   let database: TestDatabase;
   /** A second handle for setup and checks, with a long statement timeout (pg); the same one on PGlite. */
-  let admin: DatabaseHandle;
+  let admin: DatabaseHandle & { db: DrizzleDatabase };
   let routes: Routes;
 
   beforeAll(async () => {
     if (!engine) return;
     database = await engine.open();
     admin = database.url
-      ? await connect("pg", database.url, { queryTimeoutMs: 120_000, poolMax: 2 })
+      ? await withDrizzle(await connect("pg", database.url, { queryTimeoutMs: 120_000, poolMax: 2 }))
       : database;
     routes = bindRoutes(database, { PURGE_BATCH_SIZE: String(BATCH_SIZE), PURGE_TIME_BUDGET_MS: "20000" });
     await insertExpiredLocks(admin.db, EXPIRED_ROWS);
