@@ -11,8 +11,15 @@ import { DEVICE_ID_HEADER, invalidBody } from "./validation.js";
 const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
 type Method = (typeof METHODS)[number];
 
+/**
+ * What a route answers: a status, a JSON body (`null`: none) and its own headers. `defineRoute`
+ * makes it one `Response` with the headers every answer carries, built once and never changed
+ * after (a Web `Response` whose headers are set afterwards costs a `Headers` object more).
+ */
+export type Reply = { status: number; body: unknown; headers: Record<string, string> };
+
 /** A route's own work for one method: parse, call `lib/`, answer. */
-export type MethodHandler = (request: Request, context: Context) => Promise<Response>;
+export type MethodHandler = (request: Request, context: Context) => Promise<Reply>;
 
 /** What a route serves: its name (for logs) and a handler for each method it allows. */
 export type RouteSpec = { name: string } & Partial<Record<"GET" | "PUT" | "DELETE", MethodHandler>>;
@@ -51,8 +58,9 @@ export function defineRoute(spec: RouteSpec) {
       try {
         context = getContext();
         const handler = handlerFor(method);
-        if (method === "OPTIONS") response = new Response(null, { status: 204, headers: { Allow: allow } });
-        else if (handler) response = await handler(request, context);
+        let reply: Reply;
+        if (method === "OPTIONS") reply = { status: 204, body: null, headers: { Allow: allow } };
+        else if (handler) reply = await handler(request, context);
         else
           throw new ApiError(
             "method_not_allowed",
@@ -60,10 +68,11 @@ export function defineRoute(spec: RouteSpec) {
             {},
             { Allow: allow },
           );
+        response = respond(reply, request, context.env, corsMethods, requestId);
       } catch (error) {
-        response = errorResponse(error, context?.log ?? jsonLogger, requestId);
+        const reply = errorReply(error, context?.log ?? jsonLogger, requestId);
+        response = respond(reply, request, context?.env, corsMethods, requestId);
       }
-      finish(response, request, context?.env, corsMethods, requestId);
       (context?.log ?? jsonLogger)({
         level: "info",
         msg: "request",
@@ -82,16 +91,16 @@ export function defineRoute(spec: RouteSpec) {
   };
 }
 
-/** Maps anything thrown to a problem response; details of the unexpected go to the log only. */
-function errorResponse(error: unknown, log: Context["log"], requestId: string): Response {
-  if (error instanceof ApiError) return problemResponse(error);
+/** Maps anything thrown to a problem; details of the unexpected go to the log only. */
+function errorReply(error: unknown, log: Context["log"], requestId: string): Reply {
+  if (error instanceof ApiError) return problemReply(error);
   if (error instanceof ConfigError) {
     log({ level: "error", msg: "misconfigured", requestId, error: error.message });
-    return problemResponse(new ApiError("misconfigured", error.message));
+    return problemReply(new ApiError("misconfigured", error.message));
   }
   if (isDatabaseUnavailable(error)) {
     log({ level: "warn", msg: "database unavailable", requestId, error: describe(error) });
-    return problemResponse(
+    return problemReply(
       new ApiError(
         "database_unavailable",
         "The database did not answer in time; try again shortly.",
@@ -107,7 +116,7 @@ function errorResponse(error: unknown, log: Context["log"], requestId: string): 
     error: describe(error),
     stack: stackOf(error),
   });
-  return problemResponse(
+  return problemReply(
     new ApiError(
       "internal_error",
       `An unexpected error occurred; the log has it under request id ${requestId}.`,
@@ -128,47 +137,67 @@ function describe(error: unknown): string {
   return messages.join(" <- ") || String(error);
 }
 
-/** A `problem+json` response for an `ApiError`. */
-export function problemResponse(error: ApiError): Response {
-  return new Response(JSON.stringify(toProblem(error)), {
+/** A `problem+json` answer for an `ApiError`. */
+function problemReply(error: ApiError): Reply {
+  return {
     status: error.status,
+    body: toProblem(error),
     headers: { "Content-Type": "application/problem+json", ...error.extras.headers },
-  });
+  };
 }
 
-/** A JSON response. */
-export function json(
-  body: unknown,
-  init: { status?: number; headers?: Record<string, string> } = {},
-): Response {
-  return new Response(JSON.stringify(body), {
+/** A `problem+json` response for an `ApiError`, outside any route (the local server's 404s). */
+export function problemResponse(error: ApiError): Response {
+  const { status, body, headers } = problemReply(error);
+  return new Response(JSON.stringify(body), { status, headers });
+}
+
+/** A JSON answer. */
+export function json(body: unknown, init: { status?: number; headers?: Record<string, string> } = {}): Reply {
+  return {
     status: init.status ?? 200,
-    headers: { "Content-Type": "application/json", ...init.headers },
-  });
+    body,
+    headers: init.headers
+      ? { "Content-Type": "application/json", ...init.headers }
+      : { "Content-Type": "application/json" },
+  };
 }
 
-function finish(
-  response: Response,
+/** The one `Response` of a reply, with `Cache-Control`, the request id and CORS headers. */
+function respond(
+  reply: Reply,
   request: Request,
   env: Env | undefined,
   corsMethods: string,
   requestId: string,
-) {
-  const headers = response.headers;
-  headers.set("Cache-Control", "no-store");
-  headers.set("X-Request-Id", requestId);
+): Response {
+  const headers: Record<string, string> = {
+    ...reply.headers,
+    "Cache-Control": "no-store",
+    "X-Request-Id": requestId,
+  };
   const configured = env?.CORS_ORIGINS;
-  if (!configured) return;
-  headers.append("Vary", "Origin");
+  if (configured) addCorsHeaders(headers, request, configured, corsMethods);
+  const body = reply.body === null ? null : JSON.stringify(reply.body);
+  return new Response(body, { status: reply.status, headers });
+}
+
+function addCorsHeaders(
+  headers: Record<string, string>,
+  request: Request,
+  configured: "*" | string[],
+  corsMethods: string,
+): void {
+  headers.Vary = "Origin";
   const origin = request.headers.get("Origin");
   if (!origin || (configured !== "*" && !configured.includes(origin))) return;
-  headers.set("Access-Control-Allow-Origin", origin);
+  headers["Access-Control-Allow-Origin"] = origin;
   if (request.method === "OPTIONS") {
-    headers.set("Access-Control-Allow-Methods", corsMethods);
-    headers.set("Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
-    headers.set("Access-Control-Max-Age", CORS_MAX_AGE_SECONDS);
+    headers["Access-Control-Allow-Methods"] = corsMethods;
+    headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS;
+    headers["Access-Control-Max-Age"] = CORS_MAX_AGE_SECONDS;
   } else {
-    headers.set("Access-Control-Expose-Headers", "ETag, Retry-After");
+    headers["Access-Control-Expose-Headers"] = "ETag, Retry-After";
   }
 }
 
@@ -191,21 +220,19 @@ export function lockBody(deviceId: string, lock: Lock | null) {
 }
 
 /** `200` with the representation, and `ETag: "<version>"` when a lock is active. */
-export function lockResponse(deviceId: string, lock: Lock | null): Response {
+export function lockResponse(deviceId: string, lock: Lock | null): Reply {
   return json(lockBody(deviceId, lock), lock ? { headers: { ETag: `"${lock.version}"` } } : {});
 }
 
 /** `412 precondition_failed` with the lock as it is now. */
-export function preconditionFailed(deviceId: string, current: Lock | null, reason: string): Response {
+export function preconditionFailed(deviceId: string, current: Lock | null, reason: string): Reply {
   const detail =
     reason === "held"
       ? "Another agent holds an active lock on this device."
       : reason === "absent"
         ? "There is no active lock on this device."
         : "The active lock does not have the version in If-Match.";
-  return problemResponse(
-    new ApiError("precondition_failed", detail, { current: lockBody(deviceId, current) }),
-  );
+  return problemReply(new ApiError("precondition_failed", detail, { current: lockBody(deviceId, current) }));
 }
 
 const STRONG_ETAG = /^"(\d{1,18})"$/;
@@ -265,6 +292,9 @@ export async function readJson<Schema extends z.ZodMiniType>(
   return result.data;
 }
 
+/** Stateless between calls (no `stream` option), so one serves every request. */
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
 async function readLimited(request: Request, limitBytes: number): Promise<string> {
   const tooLarge = () => new ApiError("payload_too_large", `The body may be at most ${limitBytes} bytes.`);
   const declared = Number(request.headers.get("Content-Length") ?? "0");
@@ -284,7 +314,7 @@ async function readLimited(request: Request, limitBytes: number): Promise<string
     chunks.push(value);
   }
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(Buffer.concat(chunks));
+    return UTF8.decode(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
   } catch {
     throw new ApiError("invalid_body", "The body is not valid UTF-8.", { fields: [] });
   }
