@@ -1,21 +1,15 @@
 import type pg from "pg";
+import { LOCK_SQL } from "../lib/locks.js";
 
 /**
- * The floor: the same single statements as the lock store, issued with plain node-postgres named
- * prepared statements (no ORM, no validation beyond what the SQL needs). Used in-process (case 1)
+ * The floor: the lock store's own single statements, issued with plain node-postgres named
+ * prepared statements (no validation, no conditions, no mapping beyond the row). Used in-process (case 1)
  * and behind the minimal `node:http` server (case 3).
  */
 
-const COLUMNS = "device_id, active_agent, locked_at, session_ttl, expires_at, version";
-
-const GET = `select ${COLUMNS} from conversation_states where device_id = $1 and expires_at > now()`;
-const SET = `insert into conversation_states (${COLUMNS})
-  values ($1, $2, now(), $3, now() + make_interval(secs => $3::integer), nextval('conversation_states_version_seq'))
-  on conflict (device_id) do update set active_agent = excluded.active_agent, locked_at = excluded.locked_at,
-    session_ttl = excluded.session_ttl, expires_at = excluded.expires_at,
-    version = nextval('conversation_states_version_seq')
-  returning ${COLUMNS}`;
-const CLEAR = "delete from conversation_states where device_id = $1 returning expires_at > now() as active";
+// The lib's own texts, so the floor issues the very same statements (the set takes the per-device
+// advisory lock that keeps fencing tokens growing); what differs is only the code around them.
+const { get: GET, set: SET, clear: CLEAR } = LOCK_SQL;
 
 type Row = {
   device_id: string;

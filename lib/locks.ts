@@ -302,3 +302,10 @@ const SQL = {
       (select avg(age_s)::float8 from live) as average_s`,
   },
 } as const satisfies Record<string, Statement>;
+
+/** The statements' texts, for the benchmark's raw-driver floor to issue the very same SQL. */
+export const LOCK_SQL = {
+  get: SQL.get.text,
+  set: SQL.set.text,
+  clear: SQL.clear.text,
+} as const;

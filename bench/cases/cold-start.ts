@@ -13,8 +13,8 @@ import { median, progress } from "../util.js";
  * `bench/tmp/`, then imports each `api/` function in a fresh `node` process and times the import
  * (`performance.now()` around `await import()`, so the ~40 ms of Node's own start is left out).
  * "First request" goes on in the same process to answer one `GET` with the Neon driver configured
- * (it loads the driver, drizzle's Neon session and `ws` on first use, then finds no server on a
- * closed local port and answers 503 at once): the whole cold path up to the network.
+ * (it loads the driver and `ws` on first use, then finds no server on a closed local port and
+ * answers 503 at once): the whole cold path up to the network.
  * The reference: `@neondatabase/serverless` and `ws` imported alone, the same way.
  * Sizes: each function bundled whole by esbuild (minified, every dependency in), raw and gzip, with
  * the packages that weigh most; the same bundles are timed too, as what bundling would gain.
