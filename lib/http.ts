@@ -297,9 +297,24 @@ const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
 async function readLimited(request: Request, limitBytes: number): Promise<string> {
   const tooLarge = () => new ApiError("payload_too_large", `The body may be at most ${limitBytes} bytes.`);
-  const declared = Number(request.headers.get("Content-Length") ?? "0");
-  if (declared > limitBytes) throw tooLarge();
-  if (!request.body) return "";
+  const declared = request.headers.get("Content-Length");
+  if (declared !== null && Number(declared) > limitBytes) throw tooLarge();
+  // A declared length within the limit bounds what HTTP delivers: read it whole, which servers
+  // such as @hono/node-server answer from the socket without building a web stream. Without
+  // one (chunked), read the stream and stop at the limit.
+  const bytes =
+    declared !== null ? new Uint8Array(await request.arrayBuffer()) : await readStream(request, limitBytes);
+  if (bytes === null || bytes.byteLength > limitBytes) throw tooLarge();
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    throw new ApiError("invalid_body", "The body is not valid UTF-8.", { fields: [] });
+  }
+}
+
+/** The body's bytes, or `null` as soon as they pass `limitBytes`. */
+async function readStream(request: Request, limitBytes: number): Promise<Uint8Array | null> {
+  if (!request.body) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   let size = 0;
   const reader = request.body.getReader();
@@ -309,15 +324,11 @@ async function readLimited(request: Request, limitBytes: number): Promise<string
     size += value.byteLength;
     if (size > limitBytes) {
       await reader.cancel();
-      throw tooLarge();
+      return null;
     }
     chunks.push(value);
   }
-  try {
-    return UTF8.decode(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
-  } catch {
-    throw new ApiError("invalid_body", "The body is not valid UTF-8.", { fields: [] });
-  }
+  return chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks);
 }
 
 /**

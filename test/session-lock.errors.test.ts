@@ -88,12 +88,17 @@ describe.each(engines)("session-lock errors on $name", (engine) => {
     expect(response.status).toBe(200);
   });
 
-  it("answers 413 for a body over 4 KiB, declared or streamed, and changes nothing", async () => {
+  it("answers 413 for a body over 4 KiB, declared, understated or streamed, and changes nothing", async () => {
     const deviceId = newDeviceId();
     const big = JSON.stringify({ agent: "billing", padding: "x".repeat(5000) });
     const declared = await call(lockRequest("PUT", deviceId, { body: big }));
     expect(declared.status).toBe(413);
     expect((await problemOf(declared)).code).toBe("payload_too_large");
+
+    // A Content-Length that understates the body does not let it through.
+    const understated = lockRequest("PUT", deviceId, { body: big });
+    understated.headers.set("Content-Length", "10");
+    expect((await call(understated)).status).toBe(413);
 
     const stream = new ReadableStream<Uint8Array>({
       start(controller) {
