@@ -22,10 +22,14 @@ export function deviceId(i: number): string {
 /** The SQL expression for the same device id. */
 export const DEVICE_ID_SQL = (i: string) => `md5('dev-' || ${i})::uuid`;
 
-/** `count` device ids spread evenly over rows `1..rows` (row `k * rows / count`). */
+/**
+ * `count` device ids spread evenly over rows `1..rows`, odd and even rows in turn (row
+ * `1 + k * rows / count`, plus one for every other `k`): with `fillLocks(…, { halfExpired })`,
+ * where the even rows are the expired ones, half of them are expired.
+ */
 export function spreadDevices(count: number, rows: number): string[] {
-  const step = Math.max(1, Math.floor(rows / count));
-  return Array.from({ length: count }, (_, k) => deviceId(1 + k * step));
+  const step = Math.max(2, Math.floor(rows / count));
+  return Array.from({ length: count }, (_, k) => deviceId(1 + k * step + (k % 2)));
 }
 
 /** The value at quantile `q` (0..1) of an ascending array, nearest rank. */

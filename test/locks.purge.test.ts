@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
+import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createLockStore, type LockStore } from "../lib/locks.js";
 import { conversationStates } from "../lib/schema.js";
-import { engines, type TestDatabase } from "./helpers/engines.js";
+import { engines, networkEngines, type TestDatabase } from "./helpers/engines.js";
 import { expireLock, insertExpiredLocks } from "./helpers/locks.js";
 
 const NO_BUDGET_LIMIT = { timeBudgetMs: 60_000 };
@@ -97,5 +98,49 @@ describe.each(engines)("purging expired locks on $name", (engine) => {
     expect(results.reduce((sum, result) => sum + result.purged, 0)).toBe(rows);
     expect(await expiredRowCount()).toBe(0);
     expect(await store.get(live)).not.toBeNull();
+  });
+});
+
+describe.each(networkEngines)("purging while a writer holds an expired row on $name", (engine) => {
+  it("waits for the renewal in flight and keeps the lock it renewed", async () => {
+    const database = await engine.open();
+    const writer = new pg.Client({ connectionString: database.url ?? "" });
+    try {
+      const store = createLockStore(database.db);
+      const [renewed, expired] = [randomUUID(), randomUUID()];
+      for (const deviceId of [renewed, expired]) {
+        await store.set(deviceId, { agent: "scheduling", ttlSeconds: 60 });
+        await expireLock(database.db, deviceId);
+      }
+      await writer.connect();
+      await writer.query("begin");
+      await writer.query(
+        "update conversation_states set locked_at = now(), expires_at = now() + interval '1 hour' where device_id = $1",
+        [renewed],
+      );
+
+      const purge = store.purgeExpired({ batchSize: 100, ...NO_BUDGET_LIMIT });
+      // The purge's delete waits for the row the open transaction holds.
+      const waitingOnLock = async () => {
+        const { rows } = await writer.query<{ n: number }>(
+          `select count(*)::int as n from pg_stat_activity
+           where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()`,
+        );
+        return Number(rows[0]?.n) > 0;
+      };
+      const deadline = Date.now() + 10_000;
+      while (!(await waitingOnLock())) {
+        if (Date.now() > deadline) throw new Error("the purge never waited on the held row");
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await writer.query("commit");
+
+      expect(await purge).toMatchObject({ purged: 1, complete: true });
+      expect(await store.get(renewed)).toMatchObject({ deviceId: renewed, activeAgent: "scheduling" });
+      expect(await store.get(expired)).toBeNull();
+    } finally {
+      await writer.end().catch(() => {});
+      await database.close();
+    }
   });
 });
