@@ -23,6 +23,11 @@ export type Database = SqlClient | { $client: SqlClient };
 
 export type Driver = "pglite" | "pg" | "neon";
 
+/** The driver's client of a database (a drizzle database's `$client`). */
+export function clientOf(db: Database): SqlClient {
+  return "$client" in db ? db.$client : db;
+}
+
 /** An open database and how to close it. */
 export type DatabaseHandle = {
   /** The driver's client, as `openDatabase` opens it. */
@@ -201,7 +206,7 @@ type PgliteLike = { query(text: string, params: unknown[]): Promise<{ rows: unkn
  * statement once per connection; PGlite runs in-process, where there is no round trip to save.
  */
 export function queryOf(db: Database): Query {
-  const client = "$client" in db ? db.$client : db;
+  const client = clientOf(db);
   // Both pools (node-postgres and Neon's, which extends it) count their clients; PGlite does not.
   if ("totalCount" in client) {
     const pool = client as unknown as PoolLike;

@@ -1,5 +1,5 @@
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
-import type { DatabaseHandle, SqlClient } from "./db.js";
+import { clientOf, type DatabaseHandle, type SqlClient } from "./db.js";
 
 /** A drizzle database over a handle's driver, as migrations (and queries written with drizzle) need. */
 export type DrizzleDatabase = PgDatabase<PgQueryResultHKT> & { $client: SqlClient };
@@ -9,7 +9,7 @@ export type DrizzleDatabase = PgDatabase<PgQueryResultHKT> & { $client: SqlClien
  * do, so it stays out of a function's cold start.
  */
 export async function drizzleOf(handle: DatabaseHandle): Promise<DrizzleDatabase> {
-  const client = ("$client" in handle.db ? handle.db.$client : handle.db) as never;
+  const client = clientOf(handle.db) as never;
   const db =
     handle.driver === "pglite"
       ? (await import("drizzle-orm/pglite")).drizzle({ client })

@@ -157,9 +157,7 @@ export function json(body: unknown, init: { status?: number; headers?: Record<st
   return {
     status: init.status ?? 200,
     body,
-    headers: init.headers
-      ? { "Content-Type": "application/json", ...init.headers }
-      : { "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json", ...init.headers },
   };
 }
 
