@@ -40,7 +40,7 @@ export type TestEngine = {
 const pglite: TestEngine = {
   name: "pglite",
   async open() {
-    return { ...(await openPgliteCopy(inject("pgliteTemplate"))), url: null };
+    return { ...(await withDrizzle(await openPgliteCopy(inject("pgliteTemplate")))), url: null };
   },
 };
 

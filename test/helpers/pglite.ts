@@ -3,8 +3,7 @@ import { readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
-import { openDatabase } from "../../lib/db.js";
-import { type DrizzleDatabase, drizzleOf } from "../../lib/drizzle.js";
+import { type DatabaseHandle, openDatabase } from "../../lib/db.js";
 import { migrate } from "../../lib/migrate.js";
 
 declare module "vitest" {
@@ -36,12 +35,9 @@ export async function createPgliteTemplate(): Promise<{ path: string; remove(): 
 
 /**
  * A new in-memory PGlite database started from the template file: migrated, empty, private to
- * the caller, as `openDatabase` opens PGlite (no options), its client wrapped in drizzle.
+ * the caller, opened as `openDatabase` opens PGlite (no options).
  */
-export async function openPgliteCopy(
-  templatePath: string,
-): Promise<{ db: DrizzleDatabase; driver: "pglite"; close(): Promise<void> }> {
+export async function openPgliteCopy(templatePath: string): Promise<DatabaseHandle> {
   const client = await PGlite.create({ loadDataDir: new Blob([await readFile(templatePath)]) });
-  const handle = { db: client, driver: "pglite" as const, close: () => client.close() };
-  return { ...handle, db: await drizzleOf(handle) };
+  return { db: client, driver: "pglite", close: () => client.close() };
 }
