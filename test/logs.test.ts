@@ -1,4 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { jsonLogger } from "../lib/context.js";
 import { engines, type TestDatabase } from "./helpers/engines.js";
 import { bindRoutes, lockRequest, newDeviceId } from "./helpers/routes.js";
 
@@ -45,5 +48,59 @@ describe.each(engines.slice(0, 1))("request logs on $name", (engine) => {
     expect(text.toLowerCase()).not.toContain(deviceId.replaceAll("-", ""));
     expect(routes.logs[0]?.device).toMatch(/^[0-9a-f]{12}$/);
     expect(routes.logs[1]?.device).toBe(routes.logs[0]?.device);
+  });
+});
+
+describe("the stdout logger", () => {
+  it("writes the lines of one turn of the event loop in one write, in order, at its end", async () => {
+    const writes: string[] = [];
+    const write = vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
+      writes.push(String(chunk));
+      return true;
+    });
+    try {
+      for (const n of [1, 2, 3]) jsonLogger({ level: "info", msg: "turn one", n });
+      expect(writes).toEqual([]);
+      await new Promise((resolve) => setImmediate(resolve));
+      jsonLogger({ level: "warn", msg: "turn two" });
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      write.mockRestore();
+    }
+    expect(writes).toHaveLength(2);
+    const lines = writes.map((chunk) =>
+      chunk
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => JSON.parse(line)),
+    );
+    expect(lines[0]?.map((record) => record.n)).toEqual([1, 2, 3]);
+    expect(lines[1]).toEqual([expect.objectContaining({ level: "warn", msg: "turn two" })]);
+    expect(Date.parse(lines[0]?.[0]?.time)).not.toBeNaN();
+  });
+
+  it("writes what was logged before the process exits in the same turn", async () => {
+    const script = `
+      import { jsonLogger } from "./lib/context.ts";
+      jsonLogger({ level: "info", msg: "first" });
+      jsonLogger({ level: "error", msg: "last words" });
+      process.exit(3);`;
+    const run = promisify(execFile)(process.execPath, [
+      "--import",
+      "tsx",
+      "--input-type=module",
+      "-e",
+      script,
+    ]);
+    const error = await run.then(
+      () => undefined,
+      (failure: { code: number; stdout: string }) => failure,
+    );
+    expect(error?.code).toBe(3);
+    const records = error?.stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line));
+    expect(records?.map((record) => record.msg)).toEqual(["first", "last words"]);
   });
 });
