@@ -196,23 +196,41 @@ export type Query = <Row = Record<string, unknown>>(
   params?: unknown[],
 ) => Promise<Row[]>;
 
+/** Runs one statement; resolves with how many rows it inserted, updated or deleted. */
+export type Execute = (statement: Statement, params?: unknown[]) => Promise<number>;
+
+type DriverResult = { rows: unknown[]; rowCount?: number | null; affectedRows?: number };
 type PoolLike = {
-  query(config: { name?: string | undefined; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
+  query(config: { name?: string | undefined; text: string; values: unknown[] }): Promise<DriverResult>;
 };
-type PgliteLike = { query(text: string, params: unknown[]): Promise<{ rows: unknown[] }> };
+type PgliteLike = { query(text: string, params: unknown[]): Promise<DriverResult> };
 
 /**
- * The query function of a database, on its driver. node-postgres and Neon prepare a named
+ * How a database runs one statement, on its driver. node-postgres and Neon prepare a named
  * statement once per connection; PGlite runs in-process, where there is no round trip to save.
  */
-export function queryOf(db: Database): Query {
+function runnerOf(db: Database): (statement: Statement, params: unknown[]) => Promise<DriverResult> {
   const client = clientOf(db);
   // Both pools (node-postgres and Neon's, which extends it) count their clients; PGlite does not.
   if ("totalCount" in client) {
     const pool = client as unknown as PoolLike;
-    return async (statement, values = []) =>
-      (await pool.query({ name: statement.name, text: statement.text, values })).rows as never[];
+    return (statement, values) => pool.query({ name: statement.name, text: statement.text, values });
   }
   const pglite = client as unknown as PgliteLike;
-  return async (statement, params = []) => (await pglite.query(statement.text, params)).rows as never[];
+  return (statement, params) => pglite.query(statement.text, params);
+}
+
+/** The query function of a database: one statement, its rows. */
+export function queryOf(db: Database): Query {
+  const run = runnerOf(db);
+  return async (statement, params = []) => (await run(statement, params)).rows as never[];
+}
+
+/** The execute function of a database: one statement, the number of rows it changed. */
+export function executeOf(db: Database): Execute {
+  const run = runnerOf(db);
+  return async (statement, params = []) => {
+    const result = await run(statement, params);
+    return result.rowCount ?? result.affectedRows ?? 0;
+  };
 }

@@ -1,4 +1,4 @@
-import { type Database, queryOf, type Statement } from "./db.js";
+import { type Database, executeOf, queryOf, type Statement } from "./db.js";
 import { ApiError } from "./errors.js";
 import { assertAgentAllowed, parseDeviceId } from "./validation.js";
 
@@ -76,6 +76,7 @@ export function createLockStore(db: Database, options: LockStoreOptions = {}) {
     );
   }
   const query = queryOf(db);
+  const execute = executeOf(db);
 
   async function get(deviceId: string): Promise<Lock | null> {
     const [row] = await query<LockRow>(SQL.get, [parseDeviceId(deviceId)]);
@@ -143,34 +144,57 @@ export function createLockStore(db: Database, options: LockStoreOptions = {}) {
   }
 
   /**
-   * Deletes expired rows in batches of at most `batchSize`, each one short statement, oldest
-   * expiry first, until none are left or `timeBudgetMs` is spent. Each batch starts at the
-   * previous batch's cutoff (the expiry of its last row), so it reads the `expires_at` index from
-   * there instead of stepping again over the entries of rows already deleted. A row a writer
-   * holds is waited for (one statement) and deleted only if it is still expired then; two purges
-   * at once take the same rows in the same order, and each row counts for the one that deleted it.
+   * Deletes expired rows in batches of at most `batchSize`, each one short `DELETE`, until none
+   * are left or `timeBudgetMs` is spent. A first statement picks the order:
+   * - **heap order** when the expired rows are at least as many as the table's pages (and a
+   *   batch): batches walk the table from its first page, each deleting the expired rows of the
+   *   next pages, so every page is visited once with all its expired rows at a time;
+   * - **expiry order** otherwise: batches read the `expires_at` index, each from the previous
+   *   batch's cutoff (the expiry of its last row), so a few expired rows in a large table cost a
+   *   few page reads, not a pass over it.
+   * A row a writer holds is waited for (one statement) and deleted only if it is still expired
+   * then; two purges at once take the same rows in the same order, and each row counts for the
+   * one that deleted it. A row that expires while a heap-order walk is past it waits for the
+   * next purge.
    */
   async function purgeExpired(limits: { batchSize: number; timeBudgetMs: number }): Promise<PurgeResult> {
-    if (!(Number.isInteger(limits.batchSize) && limits.batchSize >= 1)) {
+    const { batchSize, timeBudgetMs } = limits;
+    if (!(Number.isInteger(batchSize) && batchSize >= 1)) {
       throw new RangeError("batchSize must be a whole number of at least 1.");
     }
     const startedAt = performance.now();
+    // Each batch starts after where the previous one ended, passed back as text: a ctid, or an
+    // expiry with the database's microseconds (a Date would round them to milliseconds).
+    // `next: null`: fewer than batchSize expired rows were left, and the batch took them all.
+    const heapBatch = async (after: string) => {
+      const [bound] = await query<{ last: string | null; now: string }>(SQL.purgeHeapBound, [
+        after,
+        batchSize,
+      ]);
+      const last = bound?.last ?? null;
+      const purged = await execute(SQL.purgeHeapRange, [after, last ?? LAST_TID, bound?.now]);
+      return { purged, next: last };
+    };
+    const expiryBatch = async (after: string) => {
+      const [row] = await query<{ purged: number; next: string | null }>(SQL.purgeExpiryBatch, [
+        after,
+        batchSize,
+      ]);
+      return { purged: Number(row?.purged ?? 0), next: row?.next ?? null };
+    };
+    const [order] = await query<{ heap: boolean }>(SQL.purgeOrder, [batchSize]);
+    const batch = order?.heap ? heapBatch : expiryBatch;
+    let after = order?.heap ? "(0,0)" : "-infinity";
     let purged = 0;
     let batches = 0;
-    // As text, which keeps the database's microseconds (a Date would round them to milliseconds).
-    let after = "-infinity";
     for (;;) {
-      const [row] = await query<{ purged: number; cutoff: string | null }>(SQL.purgeBatch, [
-        after,
-        limits.batchSize,
-      ]);
-      purged += Number(row?.purged ?? 0);
+      const { purged: purgedNow, next } = await batch(after);
+      purged += purgedNow;
       batches += 1;
       const durationMs = Math.round(performance.now() - startedAt);
-      // No cutoff: fewer than batchSize expired rows were left, and this batch took them all.
-      if (!row || row.cutoff === null) return { purged, batches, durationMs, complete: true };
-      if (durationMs >= limits.timeBudgetMs) return { purged, batches, durationMs, complete: false };
-      after = row.cutoff;
+      if (next === null) return { purged, batches, durationMs, complete: true };
+      if (durationMs >= timeBudgetMs) return { purged, batches, durationMs, complete: false };
+      after = next;
     }
   }
 
@@ -240,6 +264,13 @@ const REPLACE = `active_agent = $2, locked_at = now(), session_ttl = $3::integer
   expires_at = now() + make_interval(secs => $3::integer), version = ${NEXT_VERSION}`;
 const TABLE = "conversation_states";
 const ACTIVE = "expires_at > now()";
+// Both purge batches re-check the expiry on each row as it is when they lock it, so a lock
+// renewed meanwhile stays. A batch's own transaction commits without waiting for its WAL flush:
+// a crash may forget the last batches, whose rows are expired, invisible to every read, and
+// purged again by the next run.
+const NO_FLUSH_WAIT = "set_config('synchronous_commit', 'off', true)";
+/** The largest ctid there is: a heap batch without a bound deletes to the table's end. */
+const LAST_TID = "(4294967295,65535)";
 
 /** A statement under its name: node-postgres and Neon prepare it once per connection. */
 const named = (name: string, text: string): Statement => ({ name, text });
@@ -282,16 +313,40 @@ const SQL = {
     "lock_clear_if_present",
     `delete from ${TABLE} where device_id = $1 and ${ACTIVE} returning version`,
   ),
+  // $1 the batch size. Heap order when at least max(pages, $1) rows are expired: counting stops
+  // there, so this reads at most that many index entries.
+  purgeOrder: named(
+    "lock_purge_order",
+    `with size as materialized (
+      select greatest(pg_relation_size('${TABLE}') / current_setting('block_size')::bigint, $1::integer) as pages)
+    select (select count(*) from (select from ${TABLE} where expires_at <= now()
+                                  limit (select pages from size)) as expired)
+      >= (select pages from size) as heap`,
+  ),
+  // $1 the previous batch's last row (a ctid, '(0,0)' at first), $2 the batch size: the $2-th
+  // expired row after $1, and the time it was expired by. A TID range scan reads the heap forward
+  // from $1, page by page, so its rows come in ctid order and it stops at that row.
+  purgeHeapBound: named(
+    "lock_purge_heap_bound",
+    `select (select ctid::text from ${TABLE} where ctid > $1::tid and expires_at <= now()
+             offset $2::integer - 1 limit 1) as last, now()::text as now`,
+  ),
+  // $1 after, $2 up to (the bound; the table's end when there was none), $3 the bound's time: the
+  // rows that were expired then, at most the batch size. A plain DELETE, counted by its command
+  // tag: counting RETURNING rows in a CTE cost a third more here. The subquery runs once, as an
+  // init plan: it turns off the WAL flush wait for this statement's own transaction.
+  purgeHeapRange: named(
+    "lock_purge_heap_range",
+    `delete from ${TABLE}
+    where ctid > $1::tid and ctid <= $2::tid and expires_at <= $3::timestamptz
+      and (select ${NO_FLUSH_WAIT}) = 'off'`,
+  ),
   // $1 the previous batch's cutoff, as text ('-infinity' at first), $2 the batch size. The cutoff
   // is the expiry of the batch's last row, by the `expires_at` index. Rows that expired before it
   // go in one range delete (a bitmap scan, in heap order); rows that expired at the very same
   // microsecond go by ctid, only as many as the batch has room for, so a batch never passes $2.
-  // Both deletes re-check `expires_at <= now()` on the row as it is when they lock it, so a lock
-  // renewed meanwhile stays. The batch's own transaction commits without waiting for its WAL flush
-  // (`synchronous_commit` off for it alone): a crash may forget the last batches, whose rows are
-  // expired, invisible to every read, and purged again by the next run.
-  purgeBatch: named(
-    "lock_purge_batch",
+  purgeExpiryBatch: named(
+    "lock_purge_expiry_batch",
     `with cut as materialized (
       select (select expires_at from ${TABLE}
               where expires_at >= $1::timestamptz and expires_at <= now()
@@ -309,8 +364,7 @@ const SQL = {
         and expires_at <= now()
       returning 1)
     select (select count(*)::int from below) + (select count(*)::int from at_cutoff) as purged,
-      (select cutoff::text from cut) as cutoff,
-      set_config('synchronous_commit', 'off', true) as no_flush_wait`,
+      (select cutoff::text from cut) as next, ${NO_FLUSH_WAIT} as no_flush_wait`,
   ),
   stats: {
     text: `with live as (

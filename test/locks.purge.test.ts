@@ -9,7 +9,23 @@ import { expireLock, insertExpiredLocks } from "./helpers/locks.js";
 
 const NO_BUDGET_LIMIT = { timeBudgetMs: 60_000 };
 
-describe.each(engines)("purging expired locks on $name", (engine) => {
+/** The most expired rows a test below inserts. */
+const MOST_EXPIRED = 600;
+
+/**
+ * A purge walks the heap when at least as many rows are expired as the table has pages (and a
+ * batch), and reads the `expires_at` index otherwise. The same tests run on a small table, where
+ * every test with more than a batch of expired rows walks the heap, and beside enough live rows
+ * that none does.
+ */
+const ORDERS = [
+  { order: "heap order", liveRows: 0, pages: (n: number) => n <= 10 },
+  { order: "expiry order", liveRows: 80_000, pages: (n: number) => n > MOST_EXPIRED },
+];
+
+describe.each(
+  engines.flatMap((engine) => ORDERS.map((order) => ({ ...order, engine, name: engine.name }))),
+)("purging expired locks in $order on $name", ({ engine, liveRows, pages }) => {
   let database: TestDatabase;
   let store: LockStore;
 
@@ -23,6 +39,14 @@ describe.each(engines)("purging expired locks on $name", (engine) => {
   beforeAll(async () => {
     database = await engine.open({ poolMax: 10 });
     store = createLockStore(database.db);
+    await database.db.execute(sql`
+      insert into ${conversationStates} (device_id, active_agent, locked_at, session_ttl, expires_at)
+      select gen_random_uuid(), 'live-agent', now(), 3600, now() + interval '1 hour'
+      from generate_series(1, ${liveRows}::integer)`);
+    const result = (await database.db.execute(
+      sql`select (pg_relation_size('conversation_states') / current_setting('block_size')::int)::int as n`,
+    )) as { rows: { n: number }[] };
+    expect(pages(Number(result.rows[0]?.n))).toBe(true);
   });
   afterAll(async () => {
     await database?.close();
@@ -86,7 +110,7 @@ describe.each(engines)("purging expired locks on $name", (engine) => {
   });
 
   it("lets purges run at once without failing or counting a row twice", async () => {
-    const rows = 600;
+    const rows = MOST_EXPIRED;
     await insertExpiredLocks(database.db, rows);
     const live = randomUUID();
     await store.set(live, { agent: "scheduling", ttlSeconds: 60 });
@@ -102,7 +126,11 @@ describe.each(engines)("purging expired locks on $name", (engine) => {
 });
 
 describe.each(networkEngines)("purging while a writer holds an expired row on $name", (engine) => {
-  it("waits for the renewal in flight and keeps the lock it renewed", async () => {
+  // Two expired rows on one page: a batch of 1 walks the heap, a batch of 100 reads the index.
+  it.each([
+    { order: "heap order", batchSize: 1 },
+    { order: "expiry order", batchSize: 100 },
+  ])("waits for the renewal in flight and keeps the lock it renewed, in $order", async ({ batchSize }) => {
     const database = await engine.open();
     const writer = new pg.Client({ connectionString: database.url ?? "" });
     try {
@@ -119,7 +147,7 @@ describe.each(networkEngines)("purging while a writer holds an expired row on $n
         [renewed],
       );
 
-      const purge = store.purgeExpired({ batchSize: 100, ...NO_BUDGET_LIMIT });
+      const purge = store.purgeExpired({ batchSize, ...NO_BUDGET_LIMIT });
       // The purge's delete waits for the row the open transaction holds.
       const waitingOnLock = async () => {
         const { rows } = await writer.query<{ n: number }>(
