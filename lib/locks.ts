@@ -333,8 +333,9 @@ const SQL = {
   ),
   // $1 after, $2 up to (the bound; the table's end when there was none), $3 the bound's time: the
   // rows that were expired then, at most the batch size. A plain DELETE, counted by its command
-  // tag: counting RETURNING rows in a CTE cost a third more here. The subquery runs once, as an
-  // init plan: it turns off the WAL flush wait for this statement's own transaction.
+  // tag: counting RETURNING rows in a CTE took half as long again (4.6 against 3.1 ms for 5,000
+  // rows). The subquery runs once, as an init plan: it turns off the WAL flush wait for this
+  // statement's own transaction.
   purgeHeapRange: named(
     "lock_purge_heap_range",
     `delete from ${TABLE}
