@@ -17,7 +17,17 @@ export type Context = {
   close(): Promise<void>;
 };
 
-/** Lines logged in this turn of the event loop, not yet written. */
+const jsonLine = (record: LogRecord) => `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`;
+
+/**
+ * Writes one JSON line a record to stdout at once, as Vercel's log drains expect: a function's
+ * instance may be frozen as soon as its response is out, so nothing is left for later.
+ */
+export const jsonLogger: Logger = (record) => {
+  process.stdout.write(jsonLine(record));
+};
+
+/** Lines the batched logger took in this turn of the event loop, not yet written. */
 let pendingLines = "";
 let flushOnExit = false;
 
@@ -28,11 +38,11 @@ function flushLines(): void {
 }
 
 /**
- * Writes one JSON line a record to stdout, as Vercel's log drains expect. The lines of one turn
- * of the event loop go out in one write at its end (`setImmediate`), and at the latest when the
- * process exits: a write is a system call, which under load cost more than building the line.
+ * `jsonLogger` for a process that lives on, such as the local server: the lines of one turn of
+ * the event loop go out in one write at its end (`setImmediate`), and at the latest when the
+ * process exits. A write is a system call, which under load cost more than building the line.
  */
-export const jsonLogger: Logger = (record) => {
+export const batchedJsonLogger: Logger = (record) => {
   if (!pendingLines) {
     setImmediate(flushLines);
     if (!flushOnExit) {
@@ -40,7 +50,7 @@ export const jsonLogger: Logger = (record) => {
       process.once("exit", flushLines);
     }
   }
-  pendingLines += `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`;
+  pendingLines += jsonLine(record);
 };
 
 export type ContextOptions = {

@@ -2,7 +2,7 @@
  * `npm run dev`: the `api/` functions and `public/` on http://localhost:$PORT, on the embedded
  * database unless DATABASE_URL is set, with migrations applied at start.
  */
-import { createContext } from "../lib/context.js";
+import { batchedJsonLogger, createContext } from "../lib/context.js";
 import { databaseOptionsFromEnv, openDatabase } from "../lib/db.js";
 import { ConfigError, env as readEnv } from "../lib/env.js";
 import { migrate } from "../lib/migrate.js";
@@ -13,7 +13,8 @@ try {
   const env = readEnv();
   const handle = await openDatabase(databaseOptionsFromEnv(env));
   const { applied, total } = await migrate(handle);
-  const context = createContext(env, { open: async () => handle });
+  // The server lives on, so its request lines go out a batch per event-loop turn.
+  const context = createContext(env, { open: async () => handle, log: batchedJsonLogger });
   const server = await startLocalServer({ port: env.PORT, context: () => context });
   console.log(
     `database: ${describeDatabase(env, handle.driver)} (migrations: ${applied} applied now, ${total} in all)`,

@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createLockStore, type LockStore } from "../lib/locks.js";
+import { clientOf, type Database } from "../lib/db.js";
+import { createLockStore, type LockStore, type PurgeResult } from "../lib/locks.js";
 import { conversationStates } from "../lib/schema.js";
 import { engines, networkEngines, type TestDatabase } from "./helpers/engines.js";
 import { expireLock, insertExpiredLocks } from "./helpers/locks.js";
@@ -18,14 +19,30 @@ const MOST_EXPIRED = 600;
  * every test with more than a batch of expired rows walks the heap, and beside enough live rows
  * that none does.
  */
+/**
+ * The database `db` as the lib sees it (the same driver client, so the same connections), and the
+ * texts of the statements run through it: which of them ran tells the purge's order.
+ */
+function recordStatements(db: Database): { db: Database; texts: string[] } {
+  const client = clientOf(db) as unknown as { query: (...args: unknown[]) => Promise<unknown> };
+  const texts: string[] = [];
+  const query = (first: unknown, ...rest: unknown[]) => {
+    texts.push(typeof first === "string" ? first : (first as { text: string }).text);
+    return client.query(first, ...rest);
+  };
+  const recorded = "totalCount" in client ? { totalCount: 0, query } : { query };
+  return { db: recorded as unknown as Database, texts };
+}
+const HEAP_BATCH = "ctid > $1::tid and ctid < $2::tid";
+
 const ORDERS = [
   { order: "heap order", liveRows: 0, pages: (n: number) => n <= 10 },
   { order: "expiry order", liveRows: 80_000, pages: (n: number) => n > MOST_EXPIRED },
-];
+] as const;
 
 describe.each(
   engines.flatMap((engine) => ORDERS.map((order) => ({ ...order, engine, name: engine.name }))),
-)("purging expired locks in $order on $name", ({ engine, liveRows, pages }) => {
+)("purging expired locks in $order on $name", ({ engine, order, liveRows, pages }) => {
   let database: TestDatabase;
   let store: LockStore;
 
@@ -34,6 +51,14 @@ describe.each(
       sql`select count(*)::int as n from ${conversationStates} where ${conversationStates.expiresAt} <= now()`,
     )) as { rows: { n: number }[] };
     return Number(result.rows[0]?.n);
+  }
+
+  /** Purges through a store of its own, and says in which order it went. */
+  async function purge(limits: { batchSize: number; timeBudgetMs: number }) {
+    const { db, texts } = recordStatements(database.db);
+    const result: PurgeResult = await createLockStore(db).purgeExpired(limits);
+    const used = texts.some((text) => text.includes(HEAP_BATCH)) ? "heap order" : "expiry order";
+    return { result, order: used };
   }
 
   beforeAll(async () => {
@@ -84,8 +109,9 @@ describe.each(
   it("deletes in batches of the given size until a batch comes back short", async () => {
     await insertExpiredLocks(database.db, 25);
 
-    const result = await store.purgeExpired({ batchSize: 10, ...NO_BUDGET_LIMIT });
+    const { result, order: used } = await purge({ batchSize: 10, ...NO_BUDGET_LIMIT });
 
+    expect(used).toBe(order);
     expect(result).toMatchObject({ purged: 25, batches: 3, complete: true });
     expect(await expiredRowCount()).toBe(0);
   });
@@ -93,16 +119,18 @@ describe.each(
   it("runs one more, empty, batch when the rows fill the last batch exactly", async () => {
     await insertExpiredLocks(database.db, 20);
 
-    const result = await store.purgeExpired({ batchSize: 10, ...NO_BUDGET_LIMIT });
+    const { result, order: used } = await purge({ batchSize: 10, ...NO_BUDGET_LIMIT });
 
+    expect(used).toBe(order);
     expect(result).toMatchObject({ purged: 20, batches: 3, complete: true });
   });
 
   it("stops after the batch that spends the time budget and reports it incomplete", async () => {
     await insertExpiredLocks(database.db, 30);
 
-    const partial = await store.purgeExpired({ batchSize: 10, timeBudgetMs: 0 });
+    const { result: partial, order: used } = await purge({ batchSize: 10, timeBudgetMs: 0 });
 
+    expect(used).toBe(order);
     expect(partial).toMatchObject({ purged: 10, batches: 1, complete: false });
     expect(await expiredRowCount()).toBe(20);
     const rest = await store.purgeExpired({ batchSize: 10, ...NO_BUDGET_LIMIT });
@@ -115,13 +143,47 @@ describe.each(
     const live = randomUUID();
     await store.set(live, { agent: "scheduling", ttlSeconds: 60 });
 
-    const results = await Promise.all(
-      Array.from({ length: 4 }, () => store.purgeExpired({ batchSize: 25, ...NO_BUDGET_LIMIT })),
+    const runs = await Promise.all(
+      Array.from({ length: 4 }, () => purge({ batchSize: 25, ...NO_BUDGET_LIMIT })),
     );
 
-    expect(results.reduce((sum, result) => sum + result.purged, 0)).toBe(rows);
+    // A purge that starts after another deleted rows may find too few for heap order.
+    expect(runs.map((run) => run.order)).toContain(order);
+    expect(runs.reduce((sum, run) => sum + run.result.purged, 0)).toBe(rows);
     expect(await expiredRowCount()).toBe(0);
     expect(await store.get(live)).not.toBeNull();
+  });
+});
+
+describe.each(engines)("purging in heap order through more pages than a window on $name", (engine) => {
+  it("walks every page, past a stretch of live rows longer than a window, in about as many batches as rows need", async () => {
+    const database = await engine.open();
+    try {
+      // 3,000 expired rows, then 6,000 live ones (about 65 pages), then 1,000 expired again.
+      await database.db.execute(sql`
+        insert into ${conversationStates} (device_id, active_agent, locked_at, session_ttl, expires_at)
+        select gen_random_uuid(), case when expired then 'expired-agent' else 'live-agent' end,
+          now() - interval '61 seconds', 3600,
+          case when expired then now() - interval '60 seconds' else now() + interval '1 hour' end
+        from generate_series(1, 10000) as i, lateral (select i <= 3000 or i > 9000 as expired) as kind`);
+      const { db, texts } = recordStatements(database.db);
+
+      const result = await createLockStore(db).purgeExpired({ batchSize: 500, ...NO_BUDGET_LIMIT });
+
+      expect(texts.some((text) => text.includes(HEAP_BATCH))).toBe(true);
+      expect(result).toMatchObject({ purged: 4000, complete: true });
+      // 8 full batches, and a few windows that found fewer than 500 rows.
+      expect(result.batches).toBeGreaterThanOrEqual(8);
+      expect(result.batches).toBeLessThanOrEqual(14);
+      const counts = (await database.db.execute(
+        sql`select count(*) filter (where ${conversationStates.expiresAt} <= now())::int as expired,
+              count(*) filter (where ${conversationStates.activeAgent} = 'live-agent')::int as live
+            from ${conversationStates}`,
+      )) as { rows: { expired: number; live: number }[] };
+      expect(counts.rows[0]).toEqual({ expired: 0, live: 6000 });
+    } finally {
+      await database.close();
+    }
   });
 });
 
@@ -130,7 +192,10 @@ describe.each(networkEngines)("purging while a writer holds an expired row on $n
   it.each([
     { order: "heap order", batchSize: 1 },
     { order: "expiry order", batchSize: 100 },
-  ])("waits for the renewal in flight and keeps the lock it renewed, in $order", async ({ batchSize }) => {
+  ])("waits for the renewal in flight and keeps the lock it renewed, in $order", async ({
+    order,
+    batchSize,
+  }) => {
     const database = await engine.open();
     const writer = new pg.Client({ connectionString: database.url ?? "" });
     try {
@@ -147,7 +212,8 @@ describe.each(networkEngines)("purging while a writer holds an expired row on $n
         [renewed],
       );
 
-      const purge = store.purgeExpired({ batchSize, ...NO_BUDGET_LIMIT });
+      const recorded = recordStatements(database.db);
+      const purge = createLockStore(recorded.db).purgeExpired({ batchSize, ...NO_BUDGET_LIMIT });
       // The purge's delete waits for the row the open transaction holds.
       const waitingOnLock = async () => {
         const { rows } = await writer.query<{ n: number }>(
@@ -164,6 +230,7 @@ describe.each(networkEngines)("purging while a writer holds an expired row on $n
       await writer.query("commit");
 
       expect(await purge).toMatchObject({ purged: 1, complete: true });
+      expect(recorded.texts.some((text) => text.includes(HEAP_BATCH))).toBe(order === "heap order");
       expect(await store.get(renewed)).toMatchObject({ deviceId: renewed, activeAgent: "scheduling" });
       expect(await store.get(expired)).toBeNull();
     } finally {

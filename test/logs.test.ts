@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { jsonLogger } from "../lib/context.js";
+import { batchedJsonLogger, jsonLogger } from "../lib/context.js";
 import { engines, type TestDatabase } from "./helpers/engines.js";
 import { bindRoutes, lockRequest, newDeviceId } from "./helpers/routes.js";
 
@@ -51,39 +51,65 @@ describe.each(engines.slice(0, 1))("request logs on $name", (engine) => {
   });
 });
 
-describe("the stdout logger", () => {
-  it("writes the lines of one turn of the event loop in one write, in order, at its end", async () => {
+describe("the stdout loggers", () => {
+  /** What `log` writes to stdout, write by write, until `settle` resolves. */
+  async function capture(log: () => void, settle: () => Promise<unknown>) {
+    // Lines another test left pending go out first.
+    await new Promise((resolve) => setImmediate(resolve));
     const writes: string[] = [];
     const write = vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
       writes.push(String(chunk));
       return true;
     });
     try {
-      for (const n of [1, 2, 3]) jsonLogger({ level: "info", msg: "turn one", n });
-      expect(writes).toEqual([]);
-      await new Promise((resolve) => setImmediate(resolve));
-      jsonLogger({ level: "warn", msg: "turn two" });
-      await new Promise((resolve) => setImmediate(resolve));
+      log();
+      const before = [...writes];
+      await settle();
+      return { before, writes };
     } finally {
       write.mockRestore();
     }
-    expect(writes).toHaveLength(2);
-    const lines = writes.map((chunk) =>
-      chunk
-        .split("\n")
-        .filter(Boolean)
-        .map((line) => JSON.parse(line)),
+  }
+  const records = (chunk: string | undefined) =>
+    (chunk ?? "")
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line));
+
+  it("jsonLogger writes each line at once, as a function must before it may be frozen", async () => {
+    const { before } = await capture(
+      () => {
+        for (const n of [1, 2]) jsonLogger({ level: "info", msg: "now", n });
+      },
+      async () => {},
     );
-    expect(lines[0]?.map((record) => record.n)).toEqual([1, 2, 3]);
-    expect(lines[1]).toEqual([expect.objectContaining({ level: "warn", msg: "turn two" })]);
-    expect(Date.parse(lines[0]?.[0]?.time)).not.toBeNaN();
+    expect(before.map((chunk) => records(chunk)[0]?.n)).toEqual([1, 2]);
+    expect(Date.parse(records(before[0])[0]?.time)).not.toBeNaN();
   });
 
-  it("writes what was logged before the process exits in the same turn", async () => {
+  it("batchedJsonLogger writes the lines of one event-loop turn in one write, in order, at its end", async () => {
+    const { before, writes } = await capture(
+      () => {
+        for (const n of [1, 2, 3]) batchedJsonLogger({ level: "info", msg: "turn one", n });
+      },
+      async () => {
+        await new Promise((resolve) => setImmediate(resolve));
+        batchedJsonLogger({ level: "warn", msg: "turn two" });
+        await new Promise((resolve) => setImmediate(resolve));
+      },
+    );
+    expect(before).toEqual([]);
+    expect(writes).toHaveLength(2);
+    expect(records(writes[0]).map((record) => record.n)).toEqual([1, 2, 3]);
+    expect(records(writes[1])).toEqual([expect.objectContaining({ level: "warn", msg: "turn two" })]);
+  });
+
+  it("batchedJsonLogger writes what was logged before the process exits in the same turn", async () => {
+    const context = new URL("../lib/context.ts", import.meta.url).href;
     const script = `
-      import { jsonLogger } from "./lib/context.ts";
-      jsonLogger({ level: "info", msg: "first" });
-      jsonLogger({ level: "error", msg: "last words" });
+      import { batchedJsonLogger } from ${JSON.stringify(context)};
+      batchedJsonLogger({ level: "info", msg: "first" });
+      batchedJsonLogger({ level: "error", msg: "last words" });
       process.exit(3);`;
     const run = promisify(execFile)(process.execPath, [
       "--import",
@@ -97,10 +123,6 @@ describe("the stdout logger", () => {
       (failure: { code: number; stdout: string }) => failure,
     );
     expect(error?.code).toBe(3);
-    const records = error?.stdout
-      .trim()
-      .split("\n")
-      .map((line) => JSON.parse(line));
-    expect(records?.map((record) => record.msg)).toEqual(["first", "last words"]);
+    expect(records(error?.stdout).map((record) => record.msg)).toEqual(["first", "last words"]);
   });
 });
