@@ -156,6 +156,32 @@ describe.each(
 });
 
 describe.each(engines)("purging in heap order through more pages than a window on $name", (engine) => {
+  it("bounds each batch with a TID range scan, also as a generic plan", async () => {
+    const database = await engine.open();
+    try {
+      await insertExpiredLocks(database.db, 3000);
+      const { db, texts } = recordStatements(database.db);
+      await createLockStore(db).purgeExpired({ batchSize: 1000, ...NO_BUDGET_LIMIT });
+      const bound = texts.find((text) => text.includes(HEAP_BATCH) && text.startsWith("select"));
+      expect(bound).toBeDefined();
+      await insertExpiredLocks(database.db, 3000);
+      await database.db.execute(sql`analyze ${conversationStates}`);
+      const plan = await database.db.transaction(async (tx) => {
+        await tx.execute(sql`set local plan_cache_mode = force_generic_plan`);
+        await tx.execute(sql.raw(`prepare purge_bound_plan(text, text, integer) as ${bound}`));
+        const result = (await tx.execute(
+          sql`explain execute purge_bound_plan('(0,0)', '(32,0)', 1000)`,
+        )) as unknown as { rows: Record<string, string>[] };
+        await tx.execute(sql`deallocate purge_bound_plan`);
+        return result.rows.map((row) => Object.values(row)[0]).join("\n");
+      });
+      expect(plan).toContain("Tid Range Scan");
+      expect(plan).not.toMatch(/Index|Seq Scan|Sort/);
+    } finally {
+      await database.close();
+    }
+  });
+
   it("walks every page, past a stretch of live rows longer than a window, in about as many batches as rows need", async () => {
     const database = await engine.open();
     try {
