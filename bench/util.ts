@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import type { LogRecord } from "../lib/context.js";
+import { jsonLine, type LogRecord } from "../lib/context.js";
 
 /** A small seeded PRNG (mulberry32), so every variant of a round replays the same operations. */
 export function seededRandom(seed: number): () => number {
@@ -54,7 +54,7 @@ export function sleep(ms: number): Promise<void> {
 export function discardingLogger(): (record: LogRecord) => void {
   let sink = "";
   return (record) => {
-    sink = JSON.stringify({ time: new Date().toISOString(), ...record });
+    sink = jsonLine(record);
     if (sink.length === 0) throw new Error("unreachable");
   };
 }

@@ -17,7 +17,9 @@ export type Context = {
   close(): Promise<void>;
 };
 
-const jsonLine = (record: LogRecord) => `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`;
+/** A record as the loggers write it: one JSON line with the time first. */
+export const jsonLine = (record: LogRecord) =>
+  `${JSON.stringify({ time: new Date().toISOString(), ...record })}\n`;
 
 /**
  * Writes one JSON line a record to stdout at once, as Vercel's log drains expect: a function's
