@@ -52,20 +52,25 @@ export type LocalServerOptions = {
 export async function startLocalServer(options: LocalServerOptions) {
   const app = new Hono();
   const aliases = await literalRewrites();
+  // Each function by its exact path, so that a request for one goes straight to its handler.
+  const functions = new Map<string, RouteHandlers>();
   for (const { path, handlers } of await loadApiRoutes(options.apiDir ?? "api", options.context)) {
-    const serve = (c: HonoContext) => {
-      const method = c.req.method as keyof RouteHandlers;
-      const handler = handlers[method];
-      return handler ? handler(c.req.raw) : notAllowed(method);
-    };
-    app.all(path, serve);
-    for (const source of aliases.get(path) ?? []) app.all(source, serve);
+    const serve = (c: HonoContext) => callFunction(handlers, c.req.raw);
+    for (const source of [path, ...(aliases.get(path) ?? [])]) {
+      functions.set(source, handlers);
+      app.all(source, serve);
+    }
   }
   const publicDir = options.publicDir ?? "public";
   if (existsSync(publicDir)) app.on(["GET", "HEAD"], "/*", serveStatic({ root: publicDir }));
   app.notFound((c) => problemResponse(new ApiError("not_found", `Nothing is served at ${c.req.path}.`)));
+  // Hono routes the rest: static files, 404s and function paths written otherwise (percent-encoded).
+  const fetch = (request: Request) => {
+    const handlers = functions.get(pathOf(request.url));
+    return handlers ? callFunction(handlers, request) : app.fetch(request);
+  };
 
-  const server = serve({ fetch: app.fetch, port: options.port, hostname: options.hostname ?? "127.0.0.1" });
+  const server = serve({ fetch, port: options.port, hostname: options.hostname ?? "127.0.0.1" });
   await new Promise<void>((resolve, reject) => {
     server.once("listening", resolve);
     server.once("error", reject);
@@ -95,6 +100,20 @@ async function literalRewrites(): Promise<Map<string, string[]>> {
     aliases.set(destination, [...(aliases.get(destination) ?? []), source]);
   }
   return aliases;
+}
+
+function callFunction(handlers: RouteHandlers, request: Request): Promise<Response> | Response {
+  const method = request.method as keyof RouteHandlers;
+  const handler = handlers[method];
+  return handler ? handler(request) : notAllowed(method);
+}
+
+/** The path of an absolute request URL as it was sent (`http://host:port/path?query` -> `/path`). */
+function pathOf(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start === -1) return "/";
+  const query = url.indexOf("?", start);
+  return url.slice(start, query === -1 ? undefined : query);
 }
 
 function notAllowed(method: string): Response {

@@ -107,6 +107,26 @@ describe.each(engines.slice(0, 1))("paths and methods over HTTP on $name", (engi
     await database?.close();
   });
 
+  it("serves a function at its exact path, query string or not, and other spellings of it as 404", async () => {
+    const headers = { "X-Device-ID": "7d4f0e4e-3b9a-4c1e-9a51-1b2c3d4e5f60" };
+    for (const path of ["/api/session-lock", "/api/session-lock?x=1"]) {
+      const response = await send(server.url, "GET", path, headers);
+      expect(response.status, path).toBe(200);
+      expect(JSON.parse(response.body)).toMatchObject({
+        deviceId: headers["X-Device-ID"],
+        activeAgent: null,
+      });
+    }
+    const patch = await send(server.url, "PATCH", "/api/session-lock", headers);
+    expect(patch.status).toBe(405);
+    expect(patch.headers.allow).toBe("GET, HEAD, PUT, DELETE, OPTIONS");
+    for (const path of ["/api/session-lock/", "/API/SESSION-LOCK", "/api/session-lock/x", "/api"]) {
+      const response = await send(server.url, "GET", path, headers);
+      expect(response.status, path).toBe(404);
+      expect(JSON.parse(response.body)).toMatchObject({ code: "not_found" });
+    }
+  });
+
   it(
     "answers every path and method without a 5xx, with problems for errors, serving nothing outside public/",
     async () => {
