@@ -86,7 +86,7 @@ export async function dropAllBenchDatabases(): Promise<void> {
  * Fills `conversation_states` with `rows` locks in one `INSERT … SELECT generate_series`: device
  * `md5('dev-' || i)::uuid`, version `i`; with `halfExpired`, every even row expired 1 to 2 hours ago.
  * Indexes and keys are dropped for the load and rebuilt after it (the same definitions), which is
- * several times faster than maintaining them row by row; then `vacuum analyze`.
+ * several times faster than maintaining them row by row; then `vacuum analyze` and a checkpoint.
  */
 export async function fillLocks(url: string, rows: number, options: { halfExpired: boolean }): Promise<void> {
   const startedAt = performance.now();
@@ -132,10 +132,25 @@ export async function fillLocks(url: string, rows: number, options: { halfExpire
       [rows],
     );
     await client.query("vacuum analyze conversation_states");
+    await checkpoint(client);
   } finally {
     await client.end();
   }
   progress(`filled ${rows.toLocaleString("en")} rows in ${Math.round(performance.now() - startedAt)} ms`);
+}
+
+/**
+ * A checkpoint now, so that the WAL a fill wrote does not set one off during the measurement that
+ * follows: a million-row fill writes about half a GiB, enough to start one a few seconds later,
+ * which then slows every commit it overlaps. Needs superuser or `pg_checkpoint`; without either
+ * the run goes on and says so.
+ */
+async function checkpoint(client: pg.Client): Promise<void> {
+  try {
+    await client.query("checkpoint");
+  } catch (error) {
+    progress(`no checkpoint after the fill (${(error as Error).message}): a checkpoint may overlap a run`);
+  }
 }
 
 /**
