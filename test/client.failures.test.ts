@@ -48,7 +48,7 @@ describe("timeouts", () => {
     const client = createLockClient({ baseUrl: silent.url, timeoutMs: 150, retry: { maxAttempts: 3 } });
     const { elapsedMs, error } = await timed(client.get(deviceId()));
     expect(error).toMatchObject({ code: "timeout", attempts: 3 });
-    expect(silent.accepted).toBe(3);
+    expect(silent.requests).toBe(3);
     expect(elapsedMs).toBeGreaterThanOrEqual(3 * 150 - 60);
   });
 

@@ -50,18 +50,24 @@ export async function closedPort(): Promise<number> {
 /** A TCP server that accepts connections and never answers. */
 export async function startSilentServer() {
   const sockets = new Set<Socket>();
-  let accepted = 0;
+  let requests = 0;
   const server = createTcpServer((socket) => {
-    accepted += 1;
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
+    // Request heads, counted by their request line: fetch may open a spare connection that
+    // never carries a request (undici reconnects as soon as an aborted request's socket closes).
+    socket.setEncoding("latin1");
+    socket.on("data", (chunk: string) => {
+      requests += chunk.match(/^[A-Z]+ \S+ HTTP\/1\.1\r$/gm)?.length ?? 0;
+    });
   }).listen(0, "127.0.0.1");
   await once(server, "listening");
   const { port } = server.address() as { port: number };
   return {
     url: `http://127.0.0.1:${port}`,
-    get accepted() {
-      return accepted;
+    /** How many requests arrived (and got no answer). */
+    get requests() {
+      return requests;
     },
     async close() {
       for (const socket of sockets) socket.destroy();
