@@ -197,9 +197,7 @@ export type Query = <Row = Record<string, unknown>>(
 ) => Promise<Row[]>;
 
 /** Runs one statement; resolves with how many rows it inserted, updated or deleted. */
-export type Execute = (statement: Statement, params?: unknown[]) => Promise<number>;
-
-type DriverResult = { rows: unknown[]; rowCount?: number | null; affectedRows?: number };
+type DriverResult = { rows: unknown[] };
 type PoolLike = {
   query(config: { name?: string | undefined; text: string; values: unknown[] }): Promise<DriverResult>;
 };
@@ -224,13 +222,4 @@ function runnerOf(db: Database): (statement: Statement, params: unknown[]) => Pr
 export function queryOf(db: Database): Query {
   const run = runnerOf(db);
   return async (statement, params = []) => (await run(statement, params)).rows as never[];
-}
-
-/** The execute function of a database: one statement, the number of rows it changed. */
-export function executeOf(db: Database): Execute {
-  const run = runnerOf(db);
-  return async (statement, params = []) => {
-    const result = await run(statement, params);
-    return result.rowCount ?? result.affectedRows ?? 0;
-  };
 }

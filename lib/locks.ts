@@ -1,4 +1,4 @@
-import { type Database, executeOf, queryOf, type Statement } from "./db.js";
+import { type Database, queryOf, type Statement } from "./db.js";
 import { ApiError } from "./errors.js";
 import { assertAgentAllowed, parseDeviceId } from "./validation.js";
 
@@ -76,7 +76,6 @@ export function createLockStore(db: Database, options: LockStoreOptions = {}) {
     );
   }
   const query = queryOf(db);
-  const execute = executeOf(db);
 
   async function get(deviceId: string): Promise<Lock | null> {
     const [row] = await query<LockRow>(SQL.get, [parseDeviceId(deviceId)]);
@@ -144,7 +143,7 @@ export function createLockStore(db: Database, options: LockStoreOptions = {}) {
   }
 
   /**
-   * Deletes expired rows in batches of at most `batchSize`, each one short `DELETE`, until none
+   * Deletes expired rows in batches of at most `batchSize`, each one short statement, until none
    * are left or `timeBudgetMs` is spent. A first statement picks the order:
    * - **heap order** when the expired rows are at least as many as the table's pages (and a
    *   batch): batches walk the table from its first page, each deleting the expired rows of the
@@ -172,18 +171,18 @@ export function createLockStore(db: Database, options: LockStoreOptions = {}) {
     const heapBatch = async (after: string) => {
       const first = pageOf(after);
       const end = first + windowPages;
-      const [bound] = await query<{ last: string | null; now: string }>(SQL.purgeHeapBound, [
+      const [row] = await query<{ purged: number; last: string | null }>(SQL.purgeHeapBatch, [
         after,
         `(${end},0)`,
         batchSize,
       ]);
-      const last = bound?.last ?? null;
-      const upTo = last ?? `(${end - 1},65535)`;
-      const purged = await execute(SQL.purgeHeapRange, [after, upTo, bound?.now]);
+      const purged = Number(row?.purged ?? 0);
+      const last = row?.last ?? null;
       // The next window: a quarter more pages than this batch needed for batchSize rows.
       const needed = last ? pageOf(last) - first + 1 : (windowPages * batchSize) / Math.max(purged, 1);
       windowPages = Math.min(HEAP_WINDOW_PAGES.max, Math.max(1, Math.ceil(needed * 1.25)));
-      return { purged, next: last ?? (end < Number(order?.pages) ? upTo : null) };
+      // Without a last row the batch took its whole window: the next starts on the page after it.
+      return { purged, next: last ?? (end < Number(order?.pages) ? `(${end - 1},65535)` : null) };
     };
     const expiryBatch = async (after: string) => {
       const [row] = await query<{ purged: number; next: string | null }>(SQL.purgeExpiryBatch, [
@@ -273,10 +272,10 @@ const REPLACE = `active_agent = $2, locked_at = now(), session_ttl = $3::integer
   expires_at = now() + make_interval(secs => $3::integer), version = ${NEXT_VERSION}`;
 const TABLE = "conversation_states";
 const ACTIVE = "expires_at > now()";
-// Both purge batches re-check the expiry on each row as it is when they lock it, so a lock
-// renewed meanwhile stays. A batch's own transaction commits without waiting for its WAL flush:
-// a crash may forget the last batches, whose rows are expired, invisible to every read, and
-// purged again by the next run.
+// Both purge batches (the heap-order one in its migration's function) re-check the expiry on
+// each row as it is when they lock it, so a lock renewed meanwhile stays. A batch's own
+// transaction commits without waiting for its WAL flush: a crash may forget the last batches,
+// whose rows are expired, invisible to every read, and purged again by the next run.
 const NO_FLUSH_WAIT = "set_config('synchronous_commit', 'off', true)";
 /**
  * How many pages a heap-order batch looks through for its rows: it starts small and then takes a
@@ -338,29 +337,12 @@ const SQL = {
       (select pages from size)::int as pages`,
   ),
   // $1 the previous batch's last row (a ctid, '(0,0)' at first), $2 the end of this batch's window
-  // of pages, $3 the batch size: the $3-th expired row in the window, and the time it was expired
-  // by. Its plan is a TID range scan (test/locks.purge.test.ts checks), which reads the window's
-  // pages in order and their rows in ctid order, so this is the $3-th in ctid order; sorting them
-  // to be sure doubled a batch's time. Under any other plan a batch would still stay within
-  // its window.
-  purgeHeapBound: named(
-    "lock_purge_heap_bound",
-    `select (select ctid from ${TABLE}
-             where ctid > $1::tid and ctid < $2::tid and expires_at <= now()
-             offset $3::integer - 1 limit 1)::text as last, now()::text as now`,
-  ),
-  // $1 after, $2 up to (the bound, or the window's last page), $3 the bound's time: the rows that
-  // were expired then (and still are), at most the batch size but for a row set meanwhile with a
-  // TTL shorter than its own wait. The batch's one statement that takes row locks; it runs after
-  // the read above so that it can be a plain DELETE, counted by its command tag: counting
-  // RETURNING rows in a CTE took half as long again (4.6 against 3.1 ms for 5,000 rows). The
-  // subquery runs once, as an init plan: it turns off the WAL flush wait for this statement's
-  // own transaction.
-  purgeHeapRange: named(
-    "lock_purge_heap_range",
-    `delete from ${TABLE}
-    where ctid > $1::tid and ctid <= $2::tid and expires_at <= least($3::timestamptz, now())
-      and (select ${NO_FLUSH_WAIT}) = 'off'`,
+  // of pages, $3 the batch size: the batch in one statement, a function of the migrations
+  // (drizzle/0001_purge_heap_batch.sql) that finds the $3-th expired row in the window and
+  // deletes the expired rows up to it, counted without RETURNING.
+  purgeHeapBatch: named(
+    "lock_purge_heap_batch",
+    "select purged, last_row as last from purge_expired_heap_batch($1::tid, $2::tid, $3::integer)",
   ),
   // $1 the previous batch's cutoff, as text ('-infinity' at first), $2 the batch size. The cutoff
   // is the expiry of the batch's last row, by the `expires_at` index. Rows that expired before it

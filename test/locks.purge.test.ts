@@ -13,7 +13,7 @@ const NO_BUDGET_LIMIT = { timeBudgetMs: 60_000 };
 /** The most expired rows a test below inserts. */
 const MOST_EXPIRED = 600;
 
-const HEAP_BATCH = "ctid > $1::tid and ctid < $2::tid";
+const HEAP_BATCH = "purge_expired_heap_batch(";
 
 /**
  * The database `db` as the lib sees it (the same driver client, so the same connections), the
@@ -160,27 +160,38 @@ describe.each(
 });
 
 describe.each(engines)("purging in heap order through more pages than a window on $name", (engine) => {
-  it("bounds each batch with a TID range scan, also as a generic plan", async () => {
+  it("bounds and deletes each batch by TID range scans, also as generic plans", async () => {
     const database = await engine.open();
     try {
-      await insertExpiredLocks(database.db, 3000);
-      const { db, texts } = recordStatements(database.db);
-      await createLockStore(db).purgeExpired({ batchSize: 1000, ...NO_BUDGET_LIMIT });
-      const bound = texts.find((text) => text.includes(HEAP_BATCH) && text.startsWith("select"));
-      expect(bound).toBeDefined();
-      await insertExpiredLocks(database.db, 3000);
+      await insertExpiredLocks(database.db, 6000);
       await database.db.execute(sql`analyze ${conversationStates}`);
-      const plan = await database.db.transaction(async (tx) => {
-        await tx.execute(sql`set local plan_cache_mode = force_generic_plan`);
-        await tx.execute(sql.raw(`prepare purge_bound_plan(text, text, integer) as ${bound}`));
-        const result = (await tx.execute(
-          sql`explain execute purge_bound_plan('(0,0)', '(32,0)', 1000)`,
-        )) as unknown as { rows: Record<string, string>[] };
-        await tx.execute(sql`deallocate purge_bound_plan`);
-        return result.rows.map((row) => Object.values(row)[0]).join("\n");
-      });
-      expect(plan).toContain("Tid Range Scan");
-      expect(plan).not.toMatch(/Index|Seq Scan|Sort/);
+      // The batch function's own statements, its arguments as parameters, planned as it runs them.
+      const source = (await database.db.execute(
+        sql`select prosrc from pg_proc where proname = 'purge_expired_heap_batch'`,
+      )) as unknown as { rows: { prosrc: string }[] };
+      const statements = [
+        ...(source.rows[0]?.prosrc ?? "").matchAll(/^\s*((?:SELECT ctid|DELETE)[^;]*);/gm),
+      ].map(([, statement]) =>
+        (statement ?? "")
+          .replace(" INTO bound", "")
+          .replace(/\bafter_row\b/g, "$1")
+          .replace(/\b(window_end|bound)\b/g, "$2")
+          .replace(/\bbatch_size\b/g, "$3"),
+      );
+      expect(statements).toHaveLength(3);
+      for (const statement of statements) {
+        const plan = await database.db.transaction(async (tx) => {
+          await tx.execute(sql`set local plan_cache_mode = force_generic_plan`);
+          await tx.execute(sql.raw(`prepare purge_batch_plan(tid, tid, integer) as ${statement}`));
+          const result = (await tx.execute(
+            sql`explain execute purge_batch_plan('(0,0)', '(32,0)', 1000)`,
+          )) as unknown as { rows: Record<string, string>[] };
+          await tx.execute(sql`deallocate purge_batch_plan`);
+          return result.rows.map((row) => Object.values(row)[0]).join("\n");
+        });
+        expect(plan, statement).toContain("Tid Range Scan");
+        expect(plan, statement).not.toMatch(/Index|Seq Scan|Sort/);
+      }
     } finally {
       await database.close();
     }
