@@ -5,7 +5,9 @@
 --
 -- A plain DELETE counted by GET DIAGNOSTICS: counting a DELETE's RETURNING rows instead costs half
 -- as much again. Both statements read the same transaction's now(); the DELETE re-checks each
--- row's expiry as it locks it, so a lock renewed meanwhile stays. The bound's plan is a TID range
+-- row's expiry as it locks it, so a lock renewed meanwhile stays. It takes a newer snapshot than
+-- the SELECT, so a row set between the two with a TTL shorter than its own wait (expired by this
+-- transaction's now() already) can add one to the batch. The bound's plan is a TID range
 -- scan, which reads the window's rows in ctid order (test/locks.purge.test.ts checks it); under
 -- any other plan a batch would still stay within its window. The transaction commits without
 -- waiting for its WAL flush: a crash may forget the last batches, whose rows are expired,

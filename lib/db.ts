@@ -196,7 +196,7 @@ export type Query = <Row = Record<string, unknown>>(
   params?: unknown[],
 ) => Promise<Row[]>;
 
-/** Runs one statement; resolves with how many rows it inserted, updated or deleted. */
+/** What a driver answers to one statement: its rows. */
 type DriverResult = { rows: unknown[] };
 type PoolLike = {
   query(config: { name?: string | undefined; text: string; values: unknown[] }): Promise<DriverResult>;

@@ -339,7 +339,8 @@ const SQL = {
   // $1 the previous batch's last row (a ctid, '(0,0)' at first), $2 the end of this batch's window
   // of pages, $3 the batch size: the batch in one statement, a function of the migrations
   // (drizzle/0001_purge_heap_batch.sql) that finds the $3-th expired row in the window and
-  // deletes the expired rows up to it, counted without RETURNING.
+  // deletes the expired rows up to it, counted without RETURNING: at most $3 rows, but for a row
+  // set meanwhile with a TTL shorter than its own wait (the function's comment says how).
   purgeHeapBatch: named(
     "lock_purge_heap_batch",
     "select purged, last_row as last from purge_expired_heap_batch($1::tid, $2::tid, $3::integer)",

@@ -57,7 +57,8 @@ export async function startLocalServer(options: LocalServerOptions) {
   for (const { path, handlers } of await loadApiRoutes(options.apiDir ?? "api", options.context)) {
     const serve = (c: HonoContext) => callFunction(handlers, c.req.raw);
     for (const source of [path, ...(aliases.get(path) ?? [])]) {
-      functions.set(source, handlers);
+      // The first route of a path wins, as in Hono's router below.
+      if (!functions.has(source)) functions.set(source, handlers);
       app.all(source, serve);
     }
   }
