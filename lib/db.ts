@@ -196,30 +196,23 @@ export type Query = <Row = Record<string, unknown>>(
   params?: unknown[],
 ) => Promise<Row[]>;
 
-/** What a driver answers to one statement: its rows. */
-type DriverResult = { rows: unknown[] };
 type PoolLike = {
-  query(config: { name?: string | undefined; text: string; values: unknown[] }): Promise<DriverResult>;
+  query(config: { name?: string | undefined; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
 };
-type PgliteLike = { query(text: string, params: unknown[]): Promise<DriverResult> };
+type PgliteLike = { query(text: string, params: unknown[]): Promise<{ rows: unknown[] }> };
 
 /**
- * How a database runs one statement, on its driver. node-postgres and Neon prepare a named
+ * The query function of a database, on its driver. node-postgres and Neon prepare a named
  * statement once per connection; PGlite runs in-process, where there is no round trip to save.
  */
-function runnerOf(db: Database): (statement: Statement, params: unknown[]) => Promise<DriverResult> {
+export function queryOf(db: Database): Query {
   const client = clientOf(db);
   // Both pools (node-postgres and Neon's, which extends it) count their clients; PGlite does not.
   if ("totalCount" in client) {
     const pool = client as unknown as PoolLike;
-    return (statement, values) => pool.query({ name: statement.name, text: statement.text, values });
+    return async (statement, values = []) =>
+      (await pool.query({ name: statement.name, text: statement.text, values })).rows as never[];
   }
   const pglite = client as unknown as PgliteLike;
-  return (statement, params) => pglite.query(statement.text, params);
-}
-
-/** The query function of a database: one statement, its rows. */
-export function queryOf(db: Database): Query {
-  const run = runnerOf(db);
-  return async (statement, params = []) => (await run(statement, params)).rows as never[];
+  return async (statement, params = []) => (await pglite.query(statement.text, params)).rows as never[];
 }
