@@ -1,17 +1,9 @@
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type DatabaseHandle, openDatabase } from "../lib/db.js";
-import { MIGRATIONS_FOLDER, migrate } from "../lib/migrate.js";
+import { migrate } from "../lib/migrate.js";
 import { engines, type TestDatabase } from "./helpers/engines.js";
-
-async function migrationCount(): Promise<number> {
-  const journal = JSON.parse(await readFile(join(MIGRATIONS_FOLDER, "meta", "_journal.json"), "utf8")) as {
-    entries: unknown[];
-  };
-  return journal.entries.length;
-}
+import { migrationCount } from "./helpers/migrations.js";
 
 function rowsOf<Row>(result: unknown): Row[] {
   return (result as { rows: Row[] }).rows;
