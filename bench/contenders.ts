@@ -1,6 +1,5 @@
 import connectPgSimple from "connect-pg-simple";
 import session, { type SessionData } from "express-session";
-import pg from "pg";
 import { createClient } from "redis";
 import { route } from "../api/session-lock.js";
 import { createContext } from "../lib/context.js";
@@ -8,7 +7,7 @@ import { type DatabaseHandle, openDatabase } from "../lib/db.js";
 import { parseEnv } from "../lib/env.js";
 import { createLockStore } from "../lib/locks.js";
 import type { LockTarget } from "./load.js";
-import { createRawLocks } from "./raw-pg.js";
+import { createRawLocks, peerPool } from "./raw-pg.js";
 import { discardingLogger } from "./util.js";
 import { webFloorHandler } from "./web-floor.js";
 
@@ -37,7 +36,7 @@ export async function libContender(
 
 /** The floor: raw node-postgres, named prepared statements. */
 export function rawContender(url: string, poolMax: number): Contender {
-  const pool = new pg.Pool({ connectionString: url, max: poolMax });
+  const pool = peerPool(url, poolMax);
   const raw = createRawLocks(pool);
   return { get: raw.get, set: raw.set, clear: raw.clear, close: () => pool.end() };
 }
@@ -82,7 +81,7 @@ export function webFloorContender(handle: DatabaseHandle): Contender {
 
 /** connect-pg-simple's store (`set` / `get` / `destroy`), the session id being the device id. */
 export async function connectPgSimpleContender(url: string, poolMax: number): Promise<Contender> {
-  const pool = new pg.Pool({ connectionString: url, max: poolMax });
+  const pool = peerPool(url, poolMax);
   const PgStore = connectPgSimple(session);
   const store = new PgStore({ pool, createTableIfMissing: true, pruneSessionInterval: false });
   const callback =

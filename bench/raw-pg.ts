@@ -1,4 +1,5 @@
-import type pg from "pg";
+import pg from "pg";
+import { POOL_IDLE_TIMEOUT_MS } from "../lib/db.js";
 import { LOCK_SQL } from "../lib/locks.js";
 
 /**
@@ -39,6 +40,14 @@ function toLock(row: Row): RawLock {
     ttlSeconds: row.session_ttl,
     version: Number(row.version),
   };
+}
+
+/**
+ * A node-postgres pool for the floor and the peers, idle like the lib's: with pg's default 10 s, a
+ * pool idle while the other contenders ran would reconnect at the start of each of its runs.
+ */
+export function peerPool(url: string, poolMax: number): pg.Pool {
+  return new pg.Pool({ connectionString: url, max: poolMax, idleTimeoutMillis: POOL_IDLE_TIMEOUT_MS });
 }
 
 /** get / set / clear over a node-postgres pool, one named prepared statement each. */

@@ -91,6 +91,9 @@ async function openPglite(dir: string): Promise<DatabaseHandle> {
   return { db: client, driver: "pglite", close: () => client.close() };
 }
 
+/** How long a pooled connection may sit idle before the pool closes it. */
+export const POOL_IDLE_TIMEOUT_MS = 30_000;
+
 function poolConfig(options: DatabaseOptions) {
   const queryTimeoutMs = options.queryTimeoutMs ?? 5000;
   return {
@@ -101,7 +104,7 @@ function poolConfig(options: DatabaseOptions) {
     query_timeout: queryTimeoutMs,
     // Server-side: the database stops the work too, instead of finishing it for nobody.
     statement_timeout: queryTimeoutMs,
-    idleTimeoutMillis: 30_000,
+    idleTimeoutMillis: POOL_IDLE_TIMEOUT_MS,
     keepAlive: true,
   };
 }

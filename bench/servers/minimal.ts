@@ -8,10 +8,9 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import pg from "pg";
 import { openDatabase } from "../../lib/db.js";
 import { createLockStore } from "../../lib/locks.js";
-import { createRawLocks, type RawLock } from "../raw-pg.js";
+import { createRawLocks, peerPool, type RawLock } from "../raw-pg.js";
 import { serveChildControl } from "./control.js";
 
 const DEVICE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -26,6 +25,7 @@ type Locks = {
 
 async function openLocks(): Promise<Locks> {
   const url = process.env.BENCH_DATABASE_URL;
+  if (!url) throw new Error("BENCH_DATABASE_URL is unset: the bench starts this server with it.");
   const poolMax = Number(process.env.BENCH_POOL_MAX ?? 10);
   if (process.env.BENCH_STORE === "lib") {
     const handle = await openDatabase({ url, driver: "pg", poolMax });
@@ -44,7 +44,7 @@ async function openLocks(): Promise<Locks> {
       close: () => handle.close(),
     };
   }
-  const pool = new pg.Pool({ connectionString: url, max: poolMax });
+  const pool = peerPool(url, poolMax);
   return { ...createRawLocks(pool), close: () => pool.end() };
 }
 
