@@ -1,5 +1,5 @@
-import * as z from "zod/mini";
 import { AGENT_NAME_PATTERN } from "./validation.js";
+import * as z from "./vendor/zod-mini.js";
 
 /**
  * The configuration, parsed once from the environment. Nothing else reads `process.env`.

@@ -1,11 +1,11 @@
 import { createHash, hash, timingSafeEqual } from "node:crypto";
-import type * as z from "zod/mini";
 import { type Context, defaultContext, jsonLogger } from "./context.js";
 import { isDatabaseUnavailable } from "./db.js";
 import { ConfigError, type Env } from "./env.js";
 import { ApiError, errorChain, isWrappedQueryError, toProblem } from "./errors.js";
 import type { Condition, Lock } from "./locks.js";
 import { DEVICE_ID_HEADER, invalidBody } from "./validation.js";
+import type * as z from "./vendor/zod-mini.js";
 
 /** The methods a Vercel function can export. */
 const METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;

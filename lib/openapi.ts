@@ -1,6 +1,6 @@
-import * as z from "zod/mini";
 import type { Env } from "./env.js";
 import { lockRequestSchema } from "./validation.js";
+import * as z from "./vendor/zod-mini.js";
 
 /**
  * Schemas of what the API answers, and the OpenAPI 3.1 document built from them and from the

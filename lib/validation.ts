@@ -1,5 +1,5 @@
-import * as z from "zod/mini";
 import { ApiError } from "./errors.js";
+import * as z from "./vendor/zod-mini.js";
 
 /** A UUID in canonical 8-4-4-4-12 hex form, any version, either case. */
 const DEVICE_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

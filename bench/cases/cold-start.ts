@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
@@ -74,10 +74,10 @@ export type ColdStartResult = {
   }[];
 };
 
-async function sourceFiles(dir: string): Promise<string[]> {
+async function sourceFiles(dir: string, extension = ".ts"): Promise<string[]> {
   const entries = await readdir(new URL(dir, ROOT), { recursive: true });
   return entries
-    .filter((file) => file.endsWith(".ts") && !file.endsWith(".d.ts"))
+    .filter((file) => file.endsWith(extension) && !file.endsWith(".d.ts"))
     .map((file) => join(dir, file));
 }
 
@@ -118,6 +118,10 @@ export async function runColdStart(config: BenchConfig): Promise<ColdStartResult
       target: "node20",
       logLevel: "error",
     });
+    // Plain JavaScript (the vendored zod) ships as it is.
+    for (const file of await sourceFiles("lib", ".js")) {
+      await cp(join(root, file), join(outDir, "transpiled", file));
+    }
     const functions = apiFiles.map((file) => ({
       name: file.replace(/\.ts$/, ""),
       file,
