@@ -56,7 +56,7 @@ export async function runPurge(config: BenchConfig, candidate?: PurgeImplementat
       for (const method of order) {
         await fillLocks(url, rows, { halfExpired: true });
         // The load runs once before the first idle measurement, which otherwise falls on a fresh
-        // pool and fresh backends: its p99 came out up to 4-9 times the later rounds'.
+        // pool and fresh backends: its p99 came out about 4 to 6 times the later rounds'.
         if (runs.length === 0) await load(-1, sleep(config.purge.idleMs));
         const idle = await load(r, sleep(config.purge.idleMs));
         const startedAt = performance.now();
