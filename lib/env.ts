@@ -64,11 +64,25 @@ const envSchema = z
     PURGE_TIME_BUDGET_MS: wholeNumber(20_000, 100, 900_000),
     PORT: wholeNumber(3000, 0, 65_535),
   })
+  // Each rule across two variables holds only when both passed their own (the checks above do
+  // not stop the object's), so that a bad value is named once, for its own rule.
   .check(
-    z.refine((env) => env.DEFAULT_SESSION_TTL <= env.MAX_SESSION_TTL, {
-      message: "must not exceed MAX_SESSION_TTL",
-      path: ["DEFAULT_SESSION_TTL"],
-    }),
+    z.refine(
+      (env) =>
+        !(typeof env.DEFAULT_SESSION_TTL === "number" && typeof env.MAX_SESSION_TTL === "number") ||
+        env.DEFAULT_SESSION_TTL <= env.MAX_SESSION_TTL,
+      { message: "must not exceed MAX_SESSION_TTL", path: ["DEFAULT_SESSION_TTL"] },
+    ),
+    z.refine(
+      (env) =>
+        env.DATABASE_URL !== undefined ||
+        env.DATABASE_DRIVER === undefined ||
+        env.DATABASE_DRIVER === "pglite",
+      {
+        message: "must be pglite or unset while DATABASE_URL is unset",
+        path: ["DATABASE_DRIVER"],
+      },
+    ),
   );
 
 /** The validated configuration. */
