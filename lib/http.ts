@@ -329,6 +329,8 @@ async function readStream(request: Request, limitBytes: number): Promise<Uint8Ar
   return chunks.length === 1 && chunks[0] ? chunks[0] : Buffer.concat(chunks);
 }
 
+const BEARER = /^bearer +(.*)$/i;
+
 /**
  * Checks `Authorization: Bearer <CRON_SECRET>` in constant time. Refuses to run at all
  * (`misconfigured`) when the secret is unset or shorter than 16 characters.
@@ -338,10 +340,11 @@ export function requireCronSecret(request: Request, env: Env): void {
   if (!secret || secret.length < 16) {
     throw new ApiError("misconfigured", "CRON_SECRET must be set to at least 16 characters for this route.");
   }
-  const given = request.headers.get("Authorization") ?? "";
+  // The scheme's name is case-insensitive (RFC 9110, section 11.1); without it, no secret.
+  const given = BEARER.exec(request.headers.get("Authorization") ?? "")?.[1] ?? "";
   // Comparing digests keeps the comparison constant-time whatever the lengths.
   const digest = (value: string) => createHash("sha256").update(value).digest();
-  if (!timingSafeEqual(digest(given), digest(`Bearer ${secret}`))) {
+  if (!timingSafeEqual(digest(given), digest(secret))) {
     throw new ApiError(
       "unauthorized",
       "Send Authorization: Bearer <CRON_SECRET>.",
