@@ -21,8 +21,13 @@ export type Reply = { status: number; body: unknown; headers: Record<string, str
 /** A route's own work for one method: parse, call `lib/`, answer. */
 export type MethodHandler = (request: Request, context: Context) => Promise<Reply>;
 
-/** What a route serves: its name (for logs) and a handler for each method it allows. */
-export type RouteSpec = { name: string } & Partial<Record<"GET" | "PUT" | "DELETE", MethodHandler>>;
+/**
+ * What a route serves: its name (for logs) and a handler for each method it allows. HEAD answers
+ * as GET, unless `getChangesState` (a cron job's GET): HEAD must be safe (RFC 9110, 9.3.2).
+ */
+export type RouteSpec = { name: string; getChangesState?: true } & Partial<
+  Record<"GET" | "PUT" | "DELETE", MethodHandler>
+>;
 
 /** A handler for every method Vercel can route, as `api/` files export them. */
 export type RouteHandlers = Record<Method, (request: Request) => Promise<Response>>;
@@ -33,14 +38,16 @@ const CORS_MAX_AGE_SECONDS = "600";
 
 /**
  * Binds a route to a context and returns a handler for every method: the allowed ones (HEAD
- * answers as GET), `OPTIONS` (CORS preflight) and `405` for the rest. Every response, errors
+ * answers as a safe GET), `OPTIONS` (CORS preflight) and `405` for the rest. Every response, errors
  * included, gets `Cache-Control: no-store`, CORS headers for allowed origins, a request id and
  * one JSON log line.
  */
 export function defineRoute(spec: RouteSpec) {
   const handlerFor = (method: Method): MethodHandler | undefined =>
     method === "HEAD"
-      ? spec.GET
+      ? spec.getChangesState
+        ? undefined
+        : spec.GET
       : method === "GET" || method === "PUT" || method === "DELETE"
         ? spec[method]
         : undefined;

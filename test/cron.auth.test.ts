@@ -46,6 +46,30 @@ describe.each(engines)("cron and stats on $name", (engine) => {
     await purge(CRON_SECRET);
   });
 
+  it("answers HEAD with 405 and purges nothing, even with the secret: its GET is not safe", async () => {
+    const deviceId = await lock("scheduling");
+    await expireLock(database.db, deviceId);
+    const head = await routes.cron.HEAD(
+      new Request("http://localhost/api/cron/purge-expired", {
+        method: "HEAD",
+        headers: { Authorization: `Bearer ${CRON_SECRET}` },
+      }),
+    );
+    expect(head.status).toBe(405);
+    expect(head.headers.get("Allow")).toBe("GET, OPTIONS");
+    const after = statsSchema.parse(await (await stats(CRON_SECRET)).json());
+    expect(after.expiredAwaitingPurge).toBeGreaterThanOrEqual(1);
+    // Stats' GET only reads, so its HEAD answers as GET does.
+    const statsHead = await routes.stats.HEAD(
+      new Request("http://localhost/api/stats", {
+        method: "HEAD",
+        headers: { Authorization: `Bearer ${CRON_SECRET}` },
+      }),
+    );
+    expect(statsHead.status).toBe(200);
+    await purge(CRON_SECRET);
+  });
+
   it("answers a plain secret without Bearer with 401", async () => {
     const response = await routes.cron.GET(
       new Request("http://localhost/api/cron/purge-expired", { headers: { Authorization: CRON_SECRET } }),

@@ -3,6 +3,8 @@ import { defineRoute, json, requireCronSecret } from "../../lib/http.js";
 /** Vercel's cron calls this to delete expired locks in short batches within a time budget. */
 export const route = defineRoute({
   name: "cron/purge-expired",
+  // Vercel's cron calls GET; a HEAD must not purge.
+  getChangesState: true,
 
   async GET(request, context) {
     requireCronSecret(request, context.env);
