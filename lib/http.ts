@@ -32,6 +32,12 @@ export type RouteSpec = { name: string; getChangesState?: true } & Partial<
 /** A handler for every method Vercel can route, as `api/` files export them. */
 export type RouteHandlers = Record<Method, (request: Request) => Promise<Response>>;
 
+/**
+ * A route bound to a context: its method handlers, and `any` for a request of whatever method
+ * (the local server's, which may carry one that no function exports: a `405` with `Allow`).
+ */
+export type BoundRoute = RouteHandlers & { any(request: Request): Promise<Response> };
+
 const RETRY_AFTER_SECONDS = "2";
 const CORS_ALLOW_HEADERS = "X-Device-ID, Content-Type, If-Match, If-None-Match";
 const CORS_MAX_AGE_SECONDS = "600";
@@ -43,7 +49,7 @@ const CORS_MAX_AGE_SECONDS = "600";
  * one JSON log line.
  */
 export function defineRoute(spec: RouteSpec) {
-  const handlerFor = (method: Method): MethodHandler | undefined =>
+  const handlerFor = (method: string): MethodHandler | undefined =>
     method === "HEAD"
       ? spec.getChangesState
         ? undefined
@@ -56,8 +62,8 @@ export function defineRoute(spec: RouteSpec) {
   // HEAD is CORS-safelisted: preflights list the others, as the contract does.
   const corsMethods = served.filter((method) => method !== "HEAD").join(", ");
 
-  return (getContext: () => Context = defaultContext): RouteHandlers => {
-    const handle = async (method: Method, request: Request): Promise<Response> => {
+  return (getContext: () => Context = defaultContext): BoundRoute => {
+    const handle = async (method: string, request: Request): Promise<Response> => {
       const startedAt = performance.now();
       const requestId = request.headers.get("x-vercel-id") ?? crypto.randomUUID();
       let context: Context | undefined;
@@ -92,9 +98,10 @@ export function defineRoute(spec: RouteSpec) {
       });
       return response;
     };
-    return Object.fromEntries(
+    const handlers = Object.fromEntries(
       METHODS.map((method) => [method, (request: Request) => handle(method, request)]),
     ) as RouteHandlers;
+    return { ...handlers, any: (request: Request) => handle(request.method, request) };
   };
 }
 
@@ -153,10 +160,16 @@ function problemReply(error: ApiError): Reply {
   };
 }
 
-/** A `problem+json` response for an `ApiError`, outside any route (the local server's 404s). */
+/**
+ * A `problem+json` response for an `ApiError`, outside any route (the local server's 404s), with
+ * the headers a route's answers carry too, but for CORS.
+ */
 export function problemResponse(error: ApiError): Response {
   const { status, body, headers } = problemReply(error);
-  return new Response(JSON.stringify(body), { status, headers });
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { ...headers, "Cache-Control": "no-store", "X-Request-Id": crypto.randomUUID() },
+  });
 }
 
 /** A JSON answer. */

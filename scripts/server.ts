@@ -8,10 +8,10 @@ import { serveStatic } from "@hono/node-server/serve-static";
 import { Hono, type Context as HonoContext } from "hono";
 import type { Context } from "../lib/context.js";
 import { ApiError } from "../lib/errors.js";
-import { problemResponse, type RouteHandlers } from "../lib/http.js";
+import { type BoundRoute, problemResponse } from "../lib/http.js";
 
 /** An `api/` file as Vercel sees it: the URL path and the module's exported method handlers. */
-type ApiModule = { path: string; handlers: RouteHandlers };
+type ApiModule = { path: string; handlers: BoundRoute };
 
 /**
  * Finds every function in `apiDir` and maps it to its URL the way Vercel does:
@@ -30,7 +30,8 @@ export async function loadApiRoutes(apiDir: string, context?: () => Context): Pr
         .replace(/\\/g, "/")
         .replace(/\.ts$/, "")
         .replace(/(^|\/)index$/, "");
-      const handlers: RouteHandlers = context ? module.route(context) : module;
+      // Bound as the module's exports are (`route()`), or to `context`.
+      const handlers: BoundRoute = module.route(context);
       return { path: `/api/${route}`.replace(/\/$/, ""), handlers };
     }),
   );
@@ -53,9 +54,9 @@ export async function startLocalServer(options: LocalServerOptions) {
   const app = new Hono();
   const aliases = await literalRewrites();
   // Each function by its exact path, so that a request for one goes straight to its handler.
-  const functions = new Map<string, RouteHandlers>();
+  const functions = new Map<string, BoundRoute>();
   for (const { path, handlers } of await loadApiRoutes(options.apiDir ?? "api", options.context)) {
-    const serve = (c: HonoContext) => callFunction(handlers, c.req.raw);
+    const serve = (c: HonoContext) => handlers.any(c.req.raw);
     for (const source of [path, ...(aliases.get(path) ?? [])]) {
       // The first route of a path wins, as in Hono's router below.
       if (!functions.has(source)) functions.set(source, handlers);
@@ -68,7 +69,7 @@ export async function startLocalServer(options: LocalServerOptions) {
   // Hono routes the rest: static files, 404s and function paths written otherwise (percent-encoded).
   const fetch = (request: Request) => {
     const handlers = functions.get(pathOf(request.url));
-    return handlers ? callFunction(handlers, request) : app.fetch(request);
+    return handlers ? handlers.any(request) : app.fetch(request);
   };
 
   const server = serve({ fetch, port: options.port, hostname: options.hostname ?? "127.0.0.1" });
@@ -103,20 +104,10 @@ async function literalRewrites(): Promise<Map<string, string[]>> {
   return aliases;
 }
 
-function callFunction(handlers: RouteHandlers, request: Request): Promise<Response> | Response {
-  const method = request.method as keyof RouteHandlers;
-  const handler = handlers[method];
-  return handler ? handler(request) : notAllowed(method);
-}
-
 /** The path of an absolute request URL as it was sent (`http://host:port/path?query` -> `/path`). */
 function pathOf(url: string): string {
   const start = url.indexOf("/", url.indexOf("//") + 2);
   if (start === -1) return "/";
   const query = url.indexOf("?", start);
   return url.slice(start, query === -1 ? undefined : query);
-}
-
-function notAllowed(method: string): Response {
-  return problemResponse(new ApiError("method_not_allowed", `${method} is not a method this server routes.`));
 }

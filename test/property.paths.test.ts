@@ -117,9 +117,13 @@ describe.each(engines.slice(0, 1))("paths and methods over HTTP on $name", (engi
         activeAgent: null,
       });
     }
-    const patch = await send(server.url, "PATCH", "/api/session-lock", headers);
-    expect(patch.status).toBe(405);
-    expect(patch.headers.allow).toBe("GET, HEAD, PUT, DELETE, OPTIONS");
+    // PATCH is exported by every function; PROPFIND by none, so only the local server can route it.
+    for (const method of ["PATCH", "PROPFIND"]) {
+      const refused = await send(server.url, method, "/api/session-lock", headers);
+      expect(refused.status, method).toBe(405);
+      expect(refused.headers.allow, method).toBe("GET, HEAD, PUT, DELETE, OPTIONS");
+      expect(JSON.parse(refused.body)).toMatchObject({ code: "method_not_allowed" });
+    }
     for (const path of ["/api/session-lock/", "/API/SESSION-LOCK", "/api/session-lock/x", "/api"]) {
       const response = await send(server.url, "GET", path, headers);
       expect(response.status, path).toBe(404);
@@ -146,6 +150,12 @@ describe.each(engines.slice(0, 1))("paths and methods over HTTP on $name", (engi
             expectNoLeak(response.body, path);
             expect(response.body).not.toContain('"devDependencies"');
             expect(response.body).not.toBe(packageJson);
+            if (response.status >= 400) {
+              // Every refusal, the server's own 404s and 405s included, as every answer of a route.
+              expect(response.headers["cache-control"], `${method} ${path}`).toBe("no-store");
+              expect(response.headers["x-request-id"], `${method} ${path}`).toMatch(/^[0-9a-f-]{36}$/);
+              if (response.status === 405) expect(response.headers.allow, `${method} ${path}`).toBeTruthy();
+            }
             if (response.status >= 400 && method !== "HEAD") {
               expect(response.headers["content-type"], `${method} ${path}`).toBe("application/problem+json");
               const problem = JSON.parse(response.body) as { status: number; code: string };
