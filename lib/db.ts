@@ -94,6 +94,17 @@ async function openPglite(dir: string): Promise<DatabaseHandle> {
 /** How long a pooled connection may sit idle before the pool closes it. */
 export const POOL_IDLE_TIMEOUT_MS = 30_000;
 
+/**
+ * True for the URL of a connection pooler such as PgBouncer, which refuses a connection that sends
+ * a startup parameter it does not know (`unsupported startup parameter: statement_timeout`,
+ * SQLSTATE 08P01): Neon's pooled endpoints (`ep-…-pooler.…`), or any URL that says
+ * `pgbouncer=true` (the marker Prisma uses).
+ */
+export function isPoolerUrl(url: string): boolean {
+  const parsed = URL.canParse(url) ? new URL(url) : null;
+  return !!parsed && (/-pooler\./i.test(parsed.hostname) || parsed.searchParams.get("pgbouncer") === "true");
+}
+
 function poolConfig(options: DatabaseOptions) {
   const queryTimeoutMs = options.queryTimeoutMs ?? 5000;
   return {
@@ -102,8 +113,9 @@ function poolConfig(options: DatabaseOptions) {
     connectionTimeoutMillis: options.connectTimeoutMs ?? 3000,
     // Client-side: also ends a query whose answer never comes (a silent network).
     query_timeout: queryTimeoutMs,
-    // Server-side: the database stops the work too, instead of finishing it for nobody.
-    statement_timeout: queryTimeoutMs,
+    // Server-side: the database stops the work too, instead of finishing it for nobody. Sent at
+    // startup, which a pooler refuses: there, only the client side applies.
+    ...(options.url && isPoolerUrl(options.url) ? {} : { statement_timeout: queryTimeoutMs }),
     idleTimeoutMillis: POOL_IDLE_TIMEOUT_MS,
     keepAlive: true,
   };

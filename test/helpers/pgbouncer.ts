@@ -1,0 +1,112 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** Where Debian's package (`apt-get install pgbouncer`) puts it. */
+export const PGBOUNCER_BIN = "/usr/sbin/pgbouncer";
+
+export type PgBouncer = {
+  /** `serverUrl` with its host and port replaced by PgBouncer's. */
+  url(serverUrl: string): string;
+  close(): Promise<void>;
+};
+
+/**
+ * Starts a real PgBouncer in front of the server of `serverUrl` (trust auth, as the test server
+ * has), on a free port, in session mode: the Debian package's 1.18 forwards named prepared
+ * statements only in session mode (Neon's newer PgBouncer also in transaction mode). What a test
+ * checks here, its handling of startup parameters, is the same in every mode.
+ */
+export async function startPgBouncer(serverUrl: string): Promise<PgBouncer> {
+  if (!existsSync(PGBOUNCER_BIN)) {
+    throw new Error(`No PgBouncer at ${PGBOUNCER_BIN}: apt-get install pgbouncer (CI does).`);
+  }
+  const server = new URL(serverUrl);
+  const port = await freePort();
+  const dir = await mkdtemp(join(tmpdir(), "pgbouncer-"));
+  await chmod(dir, 0o755);
+  const user = decodeURIComponent(server.username || "postgres");
+  await writeFile(join(dir, "users.txt"), `"${user}" ""\n`);
+  await writeFile(
+    join(dir, "pgbouncer.ini"),
+    [
+      "[databases]",
+      `* = host=${server.hostname} port=${server.port || 5432}`,
+      "[pgbouncer]",
+      "listen_addr = 127.0.0.1",
+      `listen_port = ${port}`,
+      "unix_socket_dir =",
+      "auth_type = trust",
+      `auth_file = ${join(dir, "users.txt")}`,
+      "pool_mode = session",
+      "",
+    ].join("\n"),
+  );
+  // PgBouncer will not run as root: as root (CI), it runs as the postgres user.
+  const asUser = process.getuid?.() === 0 ? idsOf("postgres") : {};
+  const child = spawn(PGBOUNCER_BIN, [join(dir, "pgbouncer.ini")], {
+    ...asUser,
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  try {
+    await listening(child, port, () => stderr);
+  } catch (error) {
+    child.kill();
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    url(target) {
+      const url = new URL(target);
+      url.hostname = "127.0.0.1";
+      url.port = String(port);
+      return url.toString();
+    },
+    async close() {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGINT");
+      await exited;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function idsOf(user: string): { uid: number; gid: number } {
+  const [uid, gid] = ["-u", "-g"].map((flag) =>
+    Number(execFileSync("id", [flag, user], { encoding: "utf8" })),
+  );
+  return { uid: uid as number, gid: gid as number };
+}
+
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/** Resolves once PgBouncer logs that it listens; rejects if it exits or takes over 10 s. */
+function listening(child: ChildProcess, port: number, stderr: () => string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error(`PgBouncer did not start:\n${stderr()}`)), 10_000);
+    const fail = (error: Error) => {
+      clearTimeout(timer);
+      reject(error);
+    };
+    child.once("exit", (code) => fail(new Error(`PgBouncer exited with ${code}:\n${stderr()}`)));
+    child.stderr?.on("data", () => {
+      if (stderr().includes(`listening on 127.0.0.1:${port}`)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}
