@@ -152,8 +152,8 @@ export function createLockStore(db: Database, options: LockStoreOptions = {}) {
    *   batch's cutoff (the expiry of its last row), so a few expired rows in a large table cost a
    *   few page reads, not a pass over it.
    * A row a writer holds is waited for (one statement) and deleted only if it is still expired
-   * then; two purges at once take the same rows in the same order, and each row counts for the
-   * one that deleted it. A row that expires while a heap-order walk is past it waits for the
+   * then; two purges at once take turns batch by batch (an advisory lock each batch takes first),
+   * and each row counts for the one that deleted it. A row that expires while a heap-order walk is past it waits for the
    * next purge.
    */
   async function purgeExpired(limits: { batchSize: number; timeBudgetMs: number }): Promise<PurgeResult> {
@@ -272,11 +272,11 @@ const REPLACE = `active_agent = $2, locked_at = now(), session_ttl = $3::integer
   expires_at = now() + make_interval(secs => $3::integer), version = ${NEXT_VERSION}`;
 const TABLE = "conversation_states";
 const ACTIVE = "expires_at > now()";
-// Both purge batches (the heap-order one in its migration's function) re-check the expiry on
-// each row as it is when they lock it, so a lock renewed meanwhile stays. A batch's own
+// Both purge batches, functions of the migrations, re-check the expiry on each row as it is when
+// they lock it, so a lock renewed meanwhile stays. Each first takes the purge's advisory lock, so
+// that two purges at once take turns batch by batch rather than deadlock. A batch's own
 // transaction commits without waiting for its WAL flush: a crash may forget the last batches,
 // whose rows are expired, invisible to every read, and purged again by the next run.
-const NO_FLUSH_WAIT = "set_config('synchronous_commit', 'off', true)";
 /**
  * How many pages a heap-order batch looks through for its rows: it starts small and then takes a
  * quarter more than the last batch needed; at most 32 MiB of heap a batch.
@@ -345,30 +345,13 @@ const SQL = {
     "lock_purge_heap_batch",
     "select purged, last_row as last from purge_expired_heap_batch($1::tid, $2::tid, $3::integer)",
   ),
-  // $1 the previous batch's cutoff, as text ('-infinity' at first), $2 the batch size. The cutoff
-  // is the expiry of the batch's last row, by the `expires_at` index. Rows that expired before it
-  // go in one range delete (a bitmap scan, in heap order); rows that expired at the very same
-  // microsecond go by ctid, only as many as the batch has room for, so a batch never passes $2.
+  // $1 the previous batch's cutoff, as text ('-infinity' at first), $2 the batch size: the batch
+  // in one statement, a function of the migrations (drizzle/0002_purge_serialised.sql) that finds
+  // the cutoff, the expiry of the batch's last row, by the `expires_at` index and deletes the
+  // expired rows before it and as many at it as the batch has room for, counted without RETURNING.
   purgeExpiryBatch: named(
     "lock_purge_expiry_batch",
-    `with cut as materialized (
-      select (select expires_at from ${TABLE}
-              where expires_at >= $1::timestamptz and expires_at <= now()
-              order by expires_at offset $2::integer - 1 limit 1) as cutoff),
-    below as (
-      delete from ${TABLE}
-      where expires_at >= $1::timestamptz and expires_at <= now()
-        and expires_at < coalesce((select cutoff from cut), 'infinity')
-      returning 1),
-    at_cutoff as (
-      delete from ${TABLE}
-      where ctid = any(array(
-          select ctid from ${TABLE} where expires_at = (select cutoff from cut)
-          limit $2::integer - (select count(*) from below)))
-        and expires_at <= now()
-      returning 1)
-    select (select count(*)::int from below) + (select count(*)::int from at_cutoff) as purged,
-      (select cutoff::text from cut) as next, ${NO_FLUSH_WAIT} as no_flush_wait`,
+    "select purged, next_expiry as next from purge_expired_expiry_batch($1::timestamptz, $2::integer)",
   ),
   stats: {
     text: `with live as (

@@ -280,3 +280,76 @@ describe.each(networkEngines)("purging while a writer holds an expired row on $n
     }
   });
 });
+
+describe.each(networkEngines)("two expiry-order purges at once beside a writer on $name", (engine) => {
+  it("take turns batch by batch: neither deadlocks, every expired row goes once, a renewed lock stays", async () => {
+    const database = await engine.open();
+    const holder = new pg.Client({ connectionString: database.url ?? "" });
+    // Apart from the holder, whose transaction would keep seeing its first view of the activity.
+    const observer = new pg.Client({ connectionString: database.url ?? "" });
+    await holder.connect();
+    await observer.connect();
+    try {
+      const store = createLockStore(database.db);
+      // Live rows enough that five expired ones are fewer than the table's pages: expiry order.
+      await database.db.execute(sql`
+        insert into ${conversationStates} (device_id, active_agent, locked_at, session_ttl, expires_at, version)
+        select gen_random_uuid(), 'live', now(), 86400, now() + interval '1 day',
+          nextval('conversation_states_version_seq')
+        from generate_series(1, 2000)`);
+      // In this heap order, expired in this order: r0, z, w, y, v (v most recently).
+      const [v, y, z, w, r0] = Array.from({ length: 5 }, () => randomUUID());
+      const ids = [v, y, z, w, r0] as string[];
+      await holder.query(
+        `insert into conversation_states (device_id, active_agent, locked_at, session_ttl, expires_at, version)
+         select id::uuid, 'old', now() - interval '1 hour', 60, now() - make_interval(mins => age),
+           nextval('conversation_states_version_seq')
+         from unnest($1::text[], $2::int[]) with ordinality as t(id, age, n)
+         order by n`,
+        [ids, [10, 20, 40, 30, 50]],
+      );
+      const waitingOnLocks = async () => {
+        const { rows } = await observer.query<{ n: number }>(
+          "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
+        );
+        return Number(rows[0]?.n);
+      };
+      const until = async (condition: () => Promise<boolean>) => {
+        for (let tries = 0; !(await condition()); tries++) {
+          if (tries > 500) throw new Error("timed out waiting for the purges to queue");
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      };
+
+      // A writer in flight holds w: purge A's first batch (cutoff y) locks z and waits for it.
+      await holder.query("begin");
+      await holder.query("select 1 from conversation_states where device_id = $1 for update", [w]);
+      const first = store.purgeExpired({ batchSize: 4, ...NO_BUDGET_LIMIT });
+      await until(async () => (await waitingOnLocks()) >= 1);
+      // r0 is renewed meanwhile, so purge B's first cutoff is v: without turns, B would lock y
+      // and wait for z, while A, once w is free, would wait for y, its cutoff's row.
+      expect((await store.set(r0 as string, { agent: "scheduling", ttlSeconds: 60 })).ok).toBe(true);
+      const second = store.purgeExpired({ batchSize: 4, ...NO_BUDGET_LIMIT });
+      await until(async () => (await waitingOnLocks()) >= 2);
+      await holder.query("rollback");
+
+      const outcomes = await Promise.allSettled([first, second]);
+      expect(outcomes.map((outcome) => outcome.status)).toEqual(["fulfilled", "fulfilled"]);
+      const purged = outcomes.reduce(
+        (sum, outcome) => sum + (outcome.status === "fulfilled" ? outcome.value.purged : 0),
+        0,
+      );
+      expect(purged).toBe(4);
+      const { rows } = await observer.query<{ id: string }>(
+        "select device_id as id from conversation_states where device_id = any($1::uuid[])",
+        [ids],
+      );
+      expect(rows.map((row) => row.id)).toEqual([r0]);
+      expect((await store.get(r0 as string))?.activeAgent).toBe("scheduling");
+    } finally {
+      await holder.end();
+      await observer.end();
+      await database.close();
+    }
+  });
+});
