@@ -1,9 +1,16 @@
 import { sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type DatabaseHandle, openDatabase } from "../lib/db.js";
 import { migrate } from "../lib/migrate.js";
-import { engines, type TestDatabase } from "./helpers/engines.js";
+import { connect, engines, networkEngines, type TestDatabase } from "./helpers/engines.js";
 import { migrationCount } from "./helpers/migrations.js";
+import {
+  adminQuery,
+  databaseUrl,
+  dropDatabase,
+  quoteIdentifier,
+  uniqueDatabaseName,
+} from "./helpers/server.js";
 
 function rowsOf<Row>(result: unknown): Row[] {
   return (result as { rows: Row[] }).rows;
@@ -24,6 +31,41 @@ describe("migrate on a blank database", () => {
 
     expect(await migrate(handle)).toEqual({ applied: total, total });
     expect(await migrate(handle)).toEqual({ applied: 0, total });
+  });
+});
+
+describe.each(networkEngines)("migrate twice at once on a blank database on $name", (engine) => {
+  it("succeeds in both runs (two deploys at once), applying each migration once", async () => {
+    const server = inject("testServer");
+    if (!server) throw new Error("needs TEST_DATABASE_URL");
+    const total = await migrationCount();
+    for (let round = 0; round < 3; round++) {
+      const name = uniqueDatabaseName(server.prefix);
+      await adminQuery(server.adminUrl, `create database ${quoteIdentifier(name)}`);
+      const url = databaseUrl(server.adminUrl, name);
+      const [first, second] = await Promise.all([
+        connect(engine.name as "pg", url),
+        connect(engine.name as "pg", url),
+      ]);
+      try {
+        const runs = await Promise.allSettled([
+          migrate(first as DatabaseHandle),
+          migrate(second as DatabaseHandle),
+        ]);
+        expect(
+          runs.map((run) => (run.status === "fulfilled" ? run.value.total : String(run.reason))),
+        ).toEqual([total, total]);
+        const applied = runs.reduce(
+          (sum, run) => sum + (run.status === "fulfilled" ? run.value.applied : 0),
+          0,
+        );
+        expect(applied).toBe(total);
+      } finally {
+        await first?.close();
+        await second?.close();
+        await dropDatabase(server.adminUrl, name);
+      }
+    }
   });
 });
 
