@@ -280,7 +280,10 @@ export function readCondition(request: Request, operation: "set" | "clear"): Con
   if (version === undefined) {
     throw new ApiError("invalid_precondition", 'If-Match must be one strong entity tag such as "42", or *.');
   }
-  return { kind: "ifVersion", version: Number(version) };
+  // Strong comparison is exact (RFC 9110, 8.8.3.2): a tag this service never sends ("042", or past
+  // 2^53) matches no lock, so it asks for version 0, which the sequence never gives.
+  const exact = String(Number(version)) === version && Number.isSafeInteger(Number(version));
+  return { kind: "ifVersion", version: exact ? Number(version) : 0 };
 }
 
 /** The largest request body accepted, in bytes. */

@@ -71,6 +71,23 @@ describe.each(engines)("conditional requests on $name", (engine) => {
     expect(problem.current?.activeAgent).toBe("scheduling");
   });
 
+  it("compares If-Match exactly: a zero-padded tag of the current version matches nothing", async () => {
+    const deviceId = newDeviceId();
+    const v1 = await versionOf(await acquire(deviceId, "scheduling"));
+    for (const tag of [`"0${v1}"`, `"00${v1}"`]) {
+      const padded = await put(deviceId, "billing", { "If-Match": tag });
+      expect({ tag, status: padded.status }).toEqual({ tag, status: 412 });
+      expect(problemSchema.parse(await padded.json()).current?.version).toBe(v1);
+      const cleared = await call(lockRequest("DELETE", deviceId, { headers: { "If-Match": tag } }));
+      expect({ tag, status: cleared.status }).toEqual({ tag, status: 412 });
+    }
+    // A tag past 2^53 is no version this service sends either.
+    const huge = await put(deviceId, "billing", { "If-Match": '"900719925474099300"' });
+    expect(huge.status).toBe(412);
+    const held = await call(lockRequest("GET", deviceId));
+    expect(lockSchema.parse(await held.json())).toMatchObject({ activeAgent: "scheduling", version: v1 });
+  });
+
   it("If-Match on DELETE clears only the version it names", async () => {
     const deviceId = newDeviceId();
     const v1 = await versionOf(await acquire(deviceId, "scheduling"));
