@@ -44,9 +44,9 @@ const CORS_MAX_AGE_SECONDS = "600";
 
 /**
  * Binds a route to a context and returns a handler for every method: the allowed ones (HEAD
- * answers as a safe GET), `OPTIONS` (CORS preflight) and `405` for the rest. Every response, errors
- * included, gets `Cache-Control: no-store`, CORS headers for allowed origins, a request id and
- * one JSON log line.
+ * answers as a safe GET), `OPTIONS` (CORS preflight) and `405` for the rest. Every response,
+ * errors included, gets `Cache-Control: no-store`, CORS headers for allowed origins, a request id
+ * and one JSON log line.
  */
 export function defineRoute(spec: RouteSpec) {
   const handlerFor = (method: string): MethodHandler | undefined =>

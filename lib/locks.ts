@@ -153,8 +153,8 @@ export function createLockStore(db: Database, options: LockStoreOptions = {}) {
    *   few page reads, not a pass over it.
    * A row a writer holds is waited for (one statement) and deleted only if it is still expired
    * then; two purges at once take turns batch by batch (an advisory lock each batch takes first),
-   * and each row counts for the one that deleted it. A row that expires while a heap-order walk is past it waits for the
-   * next purge.
+   * and each row counts for the one that deleted it. A row that expires while a heap-order walk
+   * is past it waits for the next purge.
    */
   async function purgeExpired(limits: { batchSize: number; timeBudgetMs: number }): Promise<PurgeResult> {
     const { batchSize, timeBudgetMs } = limits;

@@ -10,7 +10,7 @@ import type { Context } from "../lib/context.js";
 import { ApiError } from "../lib/errors.js";
 import { type BoundRoute, problemResponse } from "../lib/http.js";
 
-/** An `api/` file as Vercel sees it: the URL path and the module's exported method handlers. */
+/** An `api/` file as Vercel sees it: the URL path, and the route bound as the module binds it. */
 type ApiModule = { path: string; handlers: BoundRoute };
 
 /**
