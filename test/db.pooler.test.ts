@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isPoolerUrl } from "../lib/db.js";
+import { type Database, isPoolerUrl, queryOf } from "../lib/db.js";
 import { createLockStore } from "../lib/locks.js";
 import { connect, networkEngines, type TestDatabase } from "./helpers/engines.js";
 import { type PgBouncer, startPgBouncer } from "./helpers/pgbouncer.js";
@@ -83,7 +83,7 @@ describe.each(networkEngines)("through PgBouncer on $name", (engine) => {
 });
 
 /** The session's `statement_timeout`, as the server has it. */
-async function statementTimeout(db: unknown): Promise<string | undefined> {
-  const result = await (db as pg.Pool).query<{ statement_timeout: string }>("show statement_timeout");
-  return result.rows[0]?.statement_timeout;
+async function statementTimeout(db: Database): Promise<string | undefined> {
+  const [row] = await queryOf(db)<{ statement_timeout: string }>({ text: "show statement_timeout" });
+  return row?.statement_timeout;
 }
