@@ -34,6 +34,20 @@ function recordStatements(db: Database): { db: Database; texts: string[]; walked
   };
 }
 
+/** Resolves once `count` other sessions of the database wait on a lock; throws after 10 s. */
+async function untilWaitingOnLocks(client: pg.Client, count: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const { rows } = await client.query<{ n: number }>(
+      `select count(*)::int as n from pg_stat_activity
+       where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()`,
+    );
+    if (Number(rows[0]?.n) >= count) return;
+    if (Date.now() > deadline) throw new Error(`fewer than ${count} sessions ever waited on a lock`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 /**
  * A purge walks the heap when at least as many rows are expired as the table has pages (and a
  * batch), and reads the `expires_at` index otherwise. The same tests run on a small table, where
@@ -256,18 +270,7 @@ describe.each(networkEngines)("purging while a writer holds an expired row on $n
       const recorded = recordStatements(database.db);
       const purge = createLockStore(recorded.db).purgeExpired({ batchSize, ...NO_BUDGET_LIMIT });
       // The purge's delete waits for the row the open transaction holds.
-      const waitingOnLock = async () => {
-        const { rows } = await writer.query<{ n: number }>(
-          `select count(*)::int as n from pg_stat_activity
-           where datname = current_database() and wait_event_type = 'Lock' and pid <> pg_backend_pid()`,
-        );
-        return Number(rows[0]?.n) > 0;
-      };
-      const deadline = Date.now() + 10_000;
-      while (!(await waitingOnLock())) {
-        if (Date.now() > deadline) throw new Error("the purge never waited on the held row");
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      await untilWaitingOnLocks(writer, 1);
       await writer.query("commit");
 
       expect(await purge).toMatchObject({ purged: 1, complete: true });
@@ -308,29 +311,16 @@ describe.each(networkEngines)("two expiry-order purges at once beside a writer o
          order by n`,
         [ids, [10, 20, 40, 30, 50]],
       );
-      const waitingOnLocks = async () => {
-        const { rows } = await observer.query<{ n: number }>(
-          "select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
-        );
-        return Number(rows[0]?.n);
-      };
-      const until = async (condition: () => Promise<boolean>) => {
-        for (let tries = 0; !(await condition()); tries++) {
-          if (tries > 500) throw new Error("timed out waiting for the purges to queue");
-          await new Promise((resolve) => setTimeout(resolve, 10));
-        }
-      };
-
       // A writer in flight holds w: purge A's first batch (cutoff y) locks z and waits for it.
       await holder.query("begin");
       await holder.query("select 1 from conversation_states where device_id = $1 for update", [w]);
       const first = store.purgeExpired({ batchSize: 4, ...NO_BUDGET_LIMIT });
-      await until(async () => (await waitingOnLocks()) >= 1);
+      await untilWaitingOnLocks(observer, 1);
       // r0 is renewed meanwhile, so purge B's first cutoff is v: without turns, B would lock y
       // and wait for z, while A, once w is free, would wait for y, its cutoff's row.
       expect((await store.set(r0 as string, { agent: "scheduling", ttlSeconds: 60 })).ok).toBe(true);
       const second = store.purgeExpired({ batchSize: 4, ...NO_BUDGET_LIMIT });
-      await until(async () => (await waitingOnLocks()) >= 2);
+      await untilWaitingOnLocks(observer, 2);
       await holder.query("rollback");
 
       const outcomes = await Promise.allSettled([first, second]);
