@@ -91,9 +91,12 @@ export type HeldLock = Pick<Lock, "deviceId" | "activeAgent" | "version" | "ttlS
 
 export type LockClient = ReturnType<typeof createLockClient>;
 
-/** Creates a client for the API at `options.baseUrl`. */
+/**
+ * Creates a client for the API at `options.baseUrl`.
+ * @throws TypeError when `baseUrl` is not an absolute http(s) URL
+ */
 export function createLockClient(options: LockClientOptions) {
-  const url = `${options.baseUrl.replace(/\/+$/, "")}/api/session-lock`;
+  const url = `${apiBase(options.baseUrl)}/api/session-lock`;
   const timeoutMs = options.timeoutMs ?? 1500;
   const retry = {
     maxAttempts: options.retry?.maxAttempts ?? 3,
@@ -103,12 +106,16 @@ export function createLockClient(options: LockClientOptions) {
   };
   const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
 
-  /** One call: requests until an answer that is not worth retrying, or the budget is spent. */
+  /**
+   * One call: requests until an answer that is not worth retrying, or the budget is spent.
+   * `retried`: the answer is to a retry, after an attempt whose outcome is unknown (a timeout, a
+   * network error or a 5xx: the server may have done what it asked).
+   */
   async function call(
     method: "GET" | "PUT" | "DELETE",
     deviceId: string,
     init: { condition?: Condition; body?: unknown } = {},
-  ): Promise<Answer> {
+  ): Promise<Answer & { retried: boolean }> {
     const deadline = performance.now() + retry.maxElapsedMs;
     const headers: Record<string, string> = {
       ...options.headers,
@@ -122,7 +129,7 @@ export function createLockClient(options: LockClientOptions) {
       const leftMs = Math.ceil(Math.min(timeoutMs, deadline - performance.now()));
       const signal = AbortSignal.timeout(Math.max(1, leftMs)); // whole milliseconds only
       const outcome = await send(() => doFetch(url, { method, headers, body, signal }), attempt);
-      if (!("failure" in outcome)) return outcome;
+      if (!("failure" in outcome)) return { ...outcome, retried: attempt > 1 };
       const backoffCapMs = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1));
       const waitMs = outcome.retryAfterMs ?? Math.random() * backoffCapMs;
       if (attempt >= retry.maxAttempts || performance.now() + waitMs >= deadline) throw outcome.failure;
@@ -144,7 +151,10 @@ export function createLockClient(options: LockClientOptions) {
     }
   }
 
-  /** Sets the lock; with a `condition`, only if it holds (else a refusal with the current lock). */
+  /**
+   * Sets the lock; with a `condition`, only if it holds (else a refusal with the current lock).
+   * A retried set may be refused by the lock its unanswered attempt made: see the README.
+   */
   async function set(deviceId: string, input: SetLockInput): Promise<SetResult> {
     const { agent, ttlSeconds, condition } = input;
     const { status, body } = await call("PUT", deviceId, { condition, body: { agent, ttlSeconds } });
@@ -154,10 +164,17 @@ export function createLockClient(options: LockClientOptions) {
     return { ok: true, lock };
   }
 
-  /** Clears the lock (`cleared: false` when there was none); with a `condition`, only if it holds. */
+  /**
+   * Clears the lock (`cleared: false` when there was none); with a `condition`, only if it holds.
+   * A retried conditional clear refused because no lock is left succeeds (`cleared: true`): the
+   * attempt whose answer was lost may have cleared it, and either way the lock it named is gone.
+   */
   async function clear(deviceId: string, condition?: Condition): Promise<ClearResult> {
-    const { status, body } = await call("DELETE", deviceId, { condition });
-    if (status === 412) return refusal(condition, body);
+    const { status, body, retried } = await call("DELETE", deviceId, { condition });
+    if (status === 412) {
+      const refused = refusal(condition, body);
+      return retried && refused.current === null ? { ok: true, cleared: true } : refused;
+    }
     if (typeof body.cleared !== "boolean") throw unexpected("a DELETE answered without `cleared`");
     return { ok: true, cleared: body.cleared };
   }
@@ -172,7 +189,7 @@ export function createLockClient(options: LockClientOptions) {
     },
     /**
      * Takes the lock only if no one holds it (`If-None-Match: *`); else `{ ok: false, reason: "held" }`.
-     * If a lost response is retried after the lock was taken, the refusal's `current` is this lock.
+     * After a retry, the refusal's `current` may be the lock its unanswered attempt took (README).
      */
     acquire: (deviceId: string, agent: string, ttlSeconds?: number) =>
       set(deviceId, { agent, ttlSeconds, condition: { kind: "ifAbsent" } }),
@@ -194,6 +211,17 @@ export function createLockClient(options: LockClientOptions) {
 
 type Answer = { status: number; body: Record<string, unknown> };
 type RetryableFailure = { failure: LockClientError; retryAfterMs: number | null };
+
+/** `baseUrl` without trailing slashes, once it is known to be an absolute http(s) URL. */
+function apiBase(baseUrl: string): string {
+  const parsed = URL.canParse(baseUrl) ? new URL(baseUrl) : null;
+  if (!parsed || (parsed.protocol !== "http:" && parsed.protocol !== "https:")) {
+    throw new TypeError(
+      `baseUrl must be an absolute http(s) URL such as https://locks.example.com, not "${baseUrl}".`,
+    );
+  }
+  return baseUrl.replace(/\/+$/, "");
+}
 
 /**
  * One request: the answer (2xx or 412), a failure worth retrying (502/503/504, timeout, network

@@ -1,12 +1,14 @@
-import { describe, expect, it, onTestFinished } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { createLockClient, type LockClientError } from "../lib/client.js";
 import { type DatabaseHandle, openDatabase, queryOf } from "../lib/db.js";
 import {
   closedPort,
   databaseUnavailable,
+  type Loss,
   lockAnswer,
   memoryDatabase,
   startApi,
+  startLossyProxy,
   startScriptedServer,
   startSilentServer,
 } from "./client.fixtures.js";
@@ -242,5 +244,115 @@ describe("a database outage seen through the client", () => {
     expect(result.ok).toBe(true);
     expect(api.requests.map((request) => request.status)).toEqual([503, 200]);
     expect(await client.activeAgent(id)).toBe("scheduling");
+  });
+});
+
+describe("a write retried after its answer was lost", () => {
+  let memory: DatabaseHandle;
+  beforeAll(async () => {
+    memory = await memoryDatabase();
+  });
+  afterAll(() => memory.close());
+
+  /**
+   * The real API, a client straight to it (to arrange and to check the lock as the server has it)
+   * and one through a proxy that loses what `lose` picks.
+   */
+  async function setup(lose: (index: number, method: string) => Loss) {
+    const api = await startApi({ open: async () => memory });
+    const proxy = await startLossyProxy(api.url, lose);
+    onTestFinished(async () => {
+      await proxy.close();
+      await api.close();
+    });
+    const retry = { baseDelayMs: 10, maxDelayMs: 20 };
+    return {
+      direct: createLockClient({ baseUrl: api.url, retry: { maxAttempts: 1 } }),
+      client: createLockClient({ baseUrl: proxy.url, retry }),
+      proxy,
+    };
+  }
+  const firstAnswerLost = (index: number): Loss => (index === 0 ? "after" : "none");
+  const firstRequestLost = (index: number): Loss => (index === 0 ? "before" : "none");
+
+  it("acquires: the retry is refused by the lock the lost attempt took, which this agent can release", async () => {
+    // Not reported as taken: a lock is an agent's, and another caller of this agent may hold it.
+    const { direct, client, proxy } = await setup(firstAnswerLost);
+    const id = deviceId();
+    const taken = await client.acquire(id, "scheduling", 600);
+    expect(proxy.seen).toEqual([
+      { method: "PUT", loss: "after", status: 200 },
+      { method: "PUT", loss: "none", status: 412 },
+    ]);
+    const onServer = await direct.get(id);
+    expect(onServer).toMatchObject({ activeAgent: "scheduling", ttlSeconds: 600 });
+    expect(taken).toEqual({ ok: false, reason: "held", current: onServer });
+    if (taken.ok || !taken.current) return;
+    expect(await client.release(taken.current)).toEqual({ ok: true, cleared: true });
+    expect(await direct.get(id)).toBeNull();
+  });
+
+  it("renews: the retry is refused with the newer version the lost attempt made", async () => {
+    const { direct, client, proxy } = await setup(firstAnswerLost);
+    const id = deviceId();
+    const held = await direct.acquire(id, "scheduling", 600);
+    if (!held.ok) throw new Error("the first acquire was refused");
+    const renewed = await client.renew(held.lock);
+    expect(proxy.seen.map((request) => request.status)).toEqual([200, 412]);
+    const onServer = await direct.get(id);
+    expect(renewed).toEqual({ ok: false, reason: "version_mismatch", current: onServer });
+    expect(onServer?.version).toBeGreaterThan(held.lock.version);
+  });
+
+  it("releases: the refused retry finds no lock left and reports it cleared", async () => {
+    const { direct, client, proxy } = await setup(firstAnswerLost);
+    const id = deviceId();
+    const held = await direct.acquire(id, "scheduling", 600);
+    if (!held.ok) throw new Error("the first acquire was refused");
+    expect(await client.release(held.lock)).toEqual({ ok: true, cleared: true });
+    expect(proxy.seen.map((request) => [request.method, request.status])).toEqual([
+      ["DELETE", 200],
+      ["DELETE", 412],
+    ]);
+    expect(await direct.get(id)).toBeNull();
+  });
+
+  it("releases: a retry that finds another lock stays refused", async () => {
+    // The first request never reaches the API; meanwhile another agent has taken the device.
+    const { direct, client, proxy } = await setup(firstRequestLost);
+    const id = deviceId();
+    const held = await direct.acquire(id, "scheduling", 600);
+    if (!held.ok) throw new Error("the first acquire was refused");
+    const billing = await direct.set(id, { agent: "billing", ttlSeconds: 600 });
+    expect(await client.release(held.lock)).toEqual({
+      ok: false,
+      reason: "version_mismatch",
+      current: billing.ok ? billing.lock : null,
+    });
+    expect(proxy.seen.map((request) => [request.loss, request.status])).toEqual([
+      ["before", null],
+      ["none", 412],
+    ]);
+    expect(await direct.get(id)).toMatchObject({ activeAgent: "billing" });
+  });
+
+  it("releases: without a retry, a release that finds no lock stays refused", async () => {
+    const { direct } = await setup(() => "none");
+    const id = deviceId();
+    const held = await direct.acquire(id, "scheduling", 600);
+    if (!held.ok) throw new Error("the first acquire was refused");
+    await direct.clear(id);
+    expect(await direct.release(held.lock)).toEqual({ ok: false, reason: "version_mismatch", current: null });
+  });
+});
+
+describe("createLockClient", () => {
+  it.each([
+    "locks.example.com",
+    "/api",
+    "ftp://locks.example.com",
+    "",
+  ])("refuses baseUrl %j at once, naming what it needs", (baseUrl) => {
+    expect(() => createLockClient({ baseUrl })).toThrow(/baseUrl must be an absolute http\(s\) URL/);
   });
 });

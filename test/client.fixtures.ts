@@ -138,3 +138,49 @@ export function lockAnswer(deviceId: string, activeAgent: string | null): Script
     body: JSON.stringify({ deviceId, ...lock }),
   };
 }
+
+/** What the lossy proxy does with a request: pass it on, or drop it before or after the API ran it. */
+export type Loss = "none" | "before" | "after";
+
+/**
+ * An HTTP proxy to `target` that drops the connection of the requests `lose` picks (by their
+ * order, from 0): `before` without passing them on, `after` once the API has answered them, so
+ * that the API did the work and the caller never hears of it (a lost answer).
+ */
+export async function startLossyProxy(target: string, lose: (index: number, method: string) => Loss) {
+  const seen: { method: string; loss: Loss; status: number | null }[] = [];
+  const server = createHttpServer(async (request: IncomingMessage, response: ServerResponse) => {
+    const method = request.method ?? "GET";
+    const loss = lose(seen.length, method);
+    const entry: (typeof seen)[number] = { method, loss, status: null };
+    seen.push(entry);
+    const chunks: Buffer[] = [];
+    for await (const chunk of request) chunks.push(chunk as Buffer);
+    if (loss === "before") return void request.socket.destroy();
+    const headers = Object.entries(request.headers).flatMap(([name, value]) =>
+      typeof value === "string" && !["host", "connection", "content-length"].includes(name)
+        ? [[name, value]]
+        : [],
+    ) as [string, string][];
+    const answer = await fetch(`${target}${request.url}`, {
+      method,
+      headers,
+      body: chunks.length > 0 ? Buffer.concat(chunks) : undefined,
+    });
+    const body = await answer.text();
+    entry.status = answer.status;
+    if (loss === "after") return void request.socket.destroy();
+    response.writeHead(answer.status, Object.fromEntries(answer.headers)).end(body);
+  }).listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seen,
+    async close() {
+      server.closeAllConnections();
+      server.close();
+      await once(server, "close");
+    },
+  };
+}
