@@ -3,35 +3,58 @@
  * database unless DATABASE_URL is set, with migrations applied at start.
  */
 import { batchedJsonLogger, createContext } from "../lib/context.js";
-import { databaseOptionsFromEnv, openDatabase } from "../lib/db.js";
+import { type DatabaseHandle, databaseOptionsFromEnv, openDatabase } from "../lib/db.js";
 import { ConfigError, env as readEnv } from "../lib/env.js";
 import { migrate } from "../lib/migrate.js";
 import { describeDatabase } from "./describe-database.js";
 import { startLocalServer } from "./server.js";
 
+/** What is open so far, for the message and the clean-up when starting fails. */
+let port: number | undefined;
+let server: Awaited<ReturnType<typeof startLocalServer>> | undefined;
+let handle: DatabaseHandle | undefined;
 try {
   const env = readEnv();
-  const handle = await openDatabase(databaseOptionsFromEnv(env));
-  const { applied, total } = await migrate(handle);
+  port = env.PORT;
+  // The port first: a second `npm run dev` stops there, before it opens the same embedded
+  // database. Requests that come before the migrations are done wait for them.
+  let opened: (handle: DatabaseHandle) => void = () => {};
+  const database = new Promise<DatabaseHandle>((resolve) => {
+    opened = resolve;
+  });
   // The server lives on, so its request lines go out a batch per event-loop turn.
-  const context = createContext(env, { open: async () => handle, log: batchedJsonLogger });
-  const server = await startLocalServer({ port: env.PORT, context: () => context });
+  const context = createContext(env, { open: () => database, log: batchedJsonLogger });
+  const listening = await startLocalServer({ port: env.PORT, context: () => context });
+  server = listening;
+  const open = await openDatabase(databaseOptionsFromEnv(env));
+  handle = open;
+  const { applied, total } = await migrate(open);
+  opened(open);
   console.log(
-    `database: ${describeDatabase(env, handle.driver)} (migrations: ${applied} applied now, ${total} in all)`,
+    `database: ${describeDatabase(env, open.driver)} (migrations: ${applied} applied now, ${total} in all)`,
   );
-  console.log(`device-session-lock listening on ${server.url}`);
+  console.log(`device-session-lock listening on ${listening.url}`);
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     console.log(`${signal}: closing the server and the database`);
-    await server.close();
-    await handle.close();
+    await listening.close();
+    await open.close();
   };
   process.once("SIGINT", () => void stop("SIGINT"));
   process.once("SIGTERM", () => void stop("SIGTERM"));
 } catch (error) {
-  console.error(error instanceof ConfigError ? error.message : error);
+  const inUse = (error as { code?: unknown }).code === "EADDRINUSE";
+  console.error(
+    error instanceof ConfigError
+      ? error.message
+      : inUse
+        ? `Port ${port} is in use: stop what listens there, or set PORT to another.`
+        : error,
+  );
+  await server?.close();
+  await handle?.close();
   process.exitCode = 1;
 }

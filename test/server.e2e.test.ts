@@ -1,5 +1,10 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
+import { existsSync } from "node:fs";
+import { mkdtemp } from "node:fs/promises";
+import { type AddressInfo, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { problemSchema } from "../lib/openapi.js";
 import { type DevServer, startDevServer } from "./helpers/dev-server.js";
@@ -103,5 +108,30 @@ describe("npm run dev with a bad environment", () => {
     const [code] = await once(child, "exit");
     expect(code).toBe(1);
     expect(stderr).toMatch(/PORT must be a whole number/);
+  });
+
+  it("exits with 1 on a port in use, says so, and leaves the embedded database alone", async () => {
+    const taken = createServer().listen(0, "127.0.0.1");
+    await once(taken, "listening");
+    const { port } = taken.address() as AddressInfo;
+    const pgliteDir = join(await mkdtemp(join(tmpdir(), "dev-port-")), "pglite");
+    try {
+      const { DATABASE_URL: _, ...inherited } = process.env;
+      const child = spawn(process.execPath, ["--import", "tsx", "scripts/dev.ts"], {
+        env: { ...inherited, PORT: String(port), PGLITE_DIR: pgliteDir },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stderr = "";
+      child.stderr?.on("data", (chunk) => {
+        stderr += chunk;
+      });
+      const [code] = await once(child, "exit");
+      expect(code).toBe(1);
+      expect(stderr.trim()).toBe(`Port ${port} is in use: stop what listens there, or set PORT to another.`);
+      // A second `npm run dev` must not open the first one's embedded database.
+      expect(existsSync(pgliteDir)).toBe(false);
+    } finally {
+      taken.close();
+    }
   });
 });
