@@ -37,6 +37,9 @@ function deviceId() {
   return created;
 }
 
+/** The API's clock minus this browser's, in ms, from the last answer's `Date` (0 before one). */
+let serverClockOffsetMs = 0;
+
 /** Calls the API; resolves with the JSON body, rejects with a sentence a person can read. */
 async function api(base, device, method, body) {
   const headers = { Accept: "application/json", "X-Device-ID": device };
@@ -53,6 +56,9 @@ async function api(base, device, method, body) {
     const why = error.name === "TimeoutError" ? "it did not answer in time" : "the request failed";
     throw new Error(`Could not reach the lock service at ${base}: ${why}.`);
   }
+  // The API's clock, to the second: the countdown runs on it, not on this browser's.
+  const serverDate = Date.parse(response.headers.get("Date") ?? "");
+  if (!Number.isNaN(serverDate)) serverClockOffsetMs = serverDate + 500 - Date.now();
   const data = await response.json().catch(() => null);
   if (response.ok) return data;
   // application/problem+json: { title, detail, code, ... }
@@ -67,11 +73,14 @@ async function api(base, device, method, body) {
 let deadline = null; // performance.now() at which the shown lock expires
 
 /** Shows a lock representation; `serverNow` is the API's time when it was read, in ms. */
-function show(lock, serverNow = Date.now()) {
+function show(lock, serverNow = Date.now() + serverClockOffsetMs) {
   view.agent.textContent = lock.activeAgent ?? "none: the next message starts a fresh conversation";
   view.version.textContent = lock.version ?? "–";
   // Whole milliseconds first: adding the epoch time to performance.now() would round.
-  deadline = lock.expiresAt ? performance.now() + (Date.parse(lock.expiresAt) - serverNow) : null;
+  const leftMs = lock.expiresAt ? Date.parse(lock.expiresAt) - serverNow : null;
+  // A lock the API calls active is not over yet, whatever the clocks say: read it again in a
+  // second rather than at once (and again, and again).
+  deadline = leftMs === null ? null : performance.now() + Math.max(leftMs, 1000);
   tick();
 }
 

@@ -173,3 +173,31 @@ describe("demo page from another origin", () => {
     await expect.poll(() => page.isHidden("#error")).toBe(true);
   });
 });
+
+describe("demo page in a browser whose clock is an hour fast", () => {
+  it("counts a lock down on the API's clock, reading it once", async () => {
+    const context = await browser.newContext();
+    try {
+      await context.clock.install({ time: Date.now() + 3_600_000 });
+      const skewed = await context.newPage();
+      const deviceId = crypto.randomUUID();
+      await skewed.addInitScript(({ key, id }) => localStorage.setItem(key, id), {
+        key: STORAGE_KEY,
+        id: deviceId,
+      });
+      await store.set(deviceId, { agent: "billing", ttlSeconds: 600 });
+      let reads = 0;
+      skewed.on("request", (request) => {
+        if (request.url().startsWith(api.url) && request.method() === "GET") reads += 1;
+      });
+      await skewed.goto(pageUrl);
+      await expect.poll(() => skewed.textContent("#agent")).toBe("billing");
+      // By this browser's clock the lock ran out 50 minutes ago; by the API's it has 10 left.
+      await expect.poll(() => skewed.textContent("#countdown")).toMatch(/^(9:5\d|10:00)$/);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      expect(reads).toBe(1);
+    } finally {
+      await context.close();
+    }
+  });
+});
