@@ -13,15 +13,19 @@ import { startLocalServer } from "./server.js";
 let port: number | undefined;
 let server: Awaited<ReturnType<typeof startLocalServer>> | undefined;
 let handle: DatabaseHandle | undefined;
+/** Fails the requests waiting for the database when it cannot be opened. */
+let failed: (error: unknown) => void = () => {};
 try {
   const env = readEnv();
   port = env.PORT;
   // The port first: a second `npm run dev` stops there, before it opens the same embedded
   // database. Requests that come before the migrations are done wait for them.
   let opened: (handle: DatabaseHandle) => void = () => {};
-  const database = new Promise<DatabaseHandle>((resolve) => {
+  const database = new Promise<DatabaseHandle>((resolve, reject) => {
     opened = resolve;
+    failed = reject;
   });
+  database.catch(() => {}); // no request may be waiting: the failure is reported below
   // The server lives on, so its request lines go out a batch per event-loop turn.
   const context = createContext(env, { open: () => database, log: batchedJsonLogger });
   const listening = await startLocalServer({ port: env.PORT, context: () => context });
@@ -54,6 +58,7 @@ try {
         ? `Port ${port} is in use: stop what listens there, or set PORT to another.`
         : error,
   );
+  failed(error);
   await server?.close();
   await handle?.close();
   process.exitCode = 1;

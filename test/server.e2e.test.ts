@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { problemSchema } from "../lib/openapi.js";
+import { closedPort, startSilentServer } from "./client.fixtures.js";
 import { type DevServer, startDevServer } from "./helpers/dev-server.js";
 import { engines, type TestDatabase } from "./helpers/engines.js";
 import { migrationCount } from "./helpers/migrations.js";
@@ -92,6 +93,45 @@ describe.each(
     const { code } = await server.kill("SIGINT");
     expect(code).toBe(0);
     expect(server.output()).toMatch(/SIGINT: closing the server and the database/);
+  });
+});
+
+describe("npm run dev on a database that does not answer", () => {
+  it("answers the requests that waited for it with 503, then exits with 1", async () => {
+    const silent = await startSilentServer();
+    const port = await closedPort();
+    try {
+      const { DATABASE_URL: _, ...inherited } = process.env;
+      const child = spawn(process.execPath, ["--import", "tsx", "scripts/dev.ts"], {
+        env: {
+          ...inherited,
+          PORT: String(port),
+          DATABASE_URL: `postgres://postgres@${new URL(silent.url).host}/none`,
+          DATABASE_CONNECT_TIMEOUT_MS: "1500",
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stderr = "";
+      child.stderr?.on("data", (chunk) => {
+        stderr += chunk;
+      });
+      const exited = once(child, "exit");
+      // It listens before the migrations: a request now waits for the database.
+      let answer: Response | undefined;
+      for (const startedAt = Date.now(); !answer && Date.now() - startedAt < 10_000; ) {
+        answer = await fetch(`http://127.0.0.1:${port}/api/session-lock`, {
+          headers: { "X-Device-ID": newDeviceId() },
+        }).catch(() => undefined);
+        if (!answer) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(answer?.status).toBe(503);
+      expect(await answer?.json()).toMatchObject({ code: "database_unavailable" });
+      const [code] = await exited;
+      expect(code).toBe(1);
+      expect(stderr).toMatch(/timeout/i);
+    } finally {
+      await silent.close();
+    }
   });
 });
 
