@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
-import { createLockClient, type LockClientError } from "../lib/client.js";
+import { createLockClient, type LockClient, type LockClientError } from "../lib/client.js";
 import { type DatabaseHandle, openDatabase, queryOf } from "../lib/db.js";
 import {
   closedPort,
@@ -272,6 +272,12 @@ describe("a write retried after its answer was lost", () => {
       proxy,
     };
   }
+  /** Takes the device's lock for `scheduling` straight on the API. */
+  async function acquired(direct: LockClient, id: string) {
+    const held = await direct.acquire(id, "scheduling", 600);
+    if (!held.ok) throw new Error("the first acquire was refused");
+    return held.lock;
+  }
   const firstAnswerLost = (index: number): Loss => (index === 0 ? "after" : "none");
   const firstRequestLost = (index: number): Loss => (index === 0 ? "before" : "none");
 
@@ -295,21 +301,19 @@ describe("a write retried after its answer was lost", () => {
   it("renews: the retry is refused with the newer version the lost attempt made", async () => {
     const { direct, client, proxy } = await setup(firstAnswerLost);
     const id = deviceId();
-    const held = await direct.acquire(id, "scheduling", 600);
-    if (!held.ok) throw new Error("the first acquire was refused");
-    const renewed = await client.renew(held.lock);
+    const held = await acquired(direct, id);
+    const renewed = await client.renew(held);
     expect(proxy.seen.map((request) => request.status)).toEqual([200, 412]);
     const onServer = await direct.get(id);
     expect(renewed).toEqual({ ok: false, reason: "version_mismatch", current: onServer });
-    expect(onServer?.version).toBeGreaterThan(held.lock.version);
+    expect(onServer?.version).toBeGreaterThan(held.version);
   });
 
   it("releases: the refused retry finds no lock left and reports it cleared", async () => {
     const { direct, client, proxy } = await setup(firstAnswerLost);
     const id = deviceId();
-    const held = await direct.acquire(id, "scheduling", 600);
-    if (!held.ok) throw new Error("the first acquire was refused");
-    expect(await client.release(held.lock)).toEqual({ ok: true, cleared: true });
+    const held = await acquired(direct, id);
+    expect(await client.release(held)).toEqual({ ok: true, cleared: true });
     expect(proxy.seen.map((request) => [request.method, request.status])).toEqual([
       ["DELETE", 200],
       ["DELETE", 412],
@@ -321,10 +325,9 @@ describe("a write retried after its answer was lost", () => {
     // The first request never reaches the API; meanwhile another agent has taken the device.
     const { direct, client, proxy } = await setup(firstRequestLost);
     const id = deviceId();
-    const held = await direct.acquire(id, "scheduling", 600);
-    if (!held.ok) throw new Error("the first acquire was refused");
+    const held = await acquired(direct, id);
     const billing = await direct.set(id, { agent: "billing", ttlSeconds: 600 });
-    expect(await client.release(held.lock)).toEqual({
+    expect(await client.release(held)).toEqual({
       ok: false,
       reason: "version_mismatch",
       current: billing.ok ? billing.lock : null,
@@ -339,10 +342,9 @@ describe("a write retried after its answer was lost", () => {
   it("releases: without a retry, a release that finds no lock stays refused", async () => {
     const { direct } = await setup(() => "none");
     const id = deviceId();
-    const held = await direct.acquire(id, "scheduling", 600);
-    if (!held.ok) throw new Error("the first acquire was refused");
+    const held = await acquired(direct, id);
     await direct.clear(id);
-    expect(await direct.release(held.lock)).toEqual({ ok: false, reason: "version_mismatch", current: null });
+    expect(await direct.release(held)).toEqual({ ok: false, reason: "version_mismatch", current: null });
   });
 });
 

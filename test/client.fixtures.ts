@@ -1,5 +1,10 @@
 import { once } from "node:events";
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
+import {
+  createServer as createHttpServer,
+  type Server as HttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
 import { createServer as createTcpServer, type Socket } from "node:net";
 import { createContext, type LogRecord } from "../lib/context.js";
 import { type DatabaseHandle, openDatabase } from "../lib/db.js";
@@ -88,18 +93,8 @@ export async function startScriptedServer(script: Scripted[]) {
     const answer = script[Math.min(seen.length, script.length - 1)] as Scripted;
     seen.push({ at: performance.now(), method: request.method ?? "", headers: request.headers });
     response.writeHead(answer.status, answer.headers).end(answer.body);
-  }).listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${port}`,
-    seen,
-    async close() {
-      server.closeAllConnections();
-      server.close();
-      await once(server, "close");
-    },
-  };
+  });
+  return { ...(await listenLocally(server)), seen };
 }
 
 /** The problem body the API sends when the database is down. */
@@ -171,12 +166,17 @@ export async function startLossyProxy(target: string, lose: (index: number, meth
     entry.status = answer.status;
     if (loss === "after") return void request.socket.destroy();
     response.writeHead(answer.status, Object.fromEntries(answer.headers)).end(body);
-  }).listen(0, "127.0.0.1");
+  });
+  return { ...(await listenLocally(server)), seen };
+}
+
+/** Listens on an ephemeral port of 127.0.0.1; `close` also ends open connections. */
+async function listenLocally(server: HttpServer) {
+  server.listen(0, "127.0.0.1");
   await once(server, "listening");
   const { port } = server.address() as { port: number };
   return {
     url: `http://127.0.0.1:${port}`,
-    seen,
     async close() {
       server.closeAllConnections();
       server.close();

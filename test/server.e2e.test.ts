@@ -96,26 +96,33 @@ describe.each(
   });
 });
 
+/**
+ * `scripts/dev.ts` as a child with `vars` over this environment (without its DATABASE_URL), for
+ * runs that end on their own: its exit code, and what it wrote to stderr.
+ */
+function spawnDev(vars: Record<string, string>) {
+  const { DATABASE_URL: _, ...inherited } = process.env;
+  const child = spawn(process.execPath, ["--import", "tsx", "scripts/dev.ts"], {
+    env: { ...inherited, ...vars },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr?.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  return { exitCode: once(child, "exit").then(([code]) => code), stderr: () => stderr };
+}
+
 describe("npm run dev on a database that does not answer", () => {
   it("answers the requests that waited for it with 503, then exits with 1", async () => {
     const silent = await startSilentServer();
     const port = await closedPort();
     try {
-      const { DATABASE_URL: _, ...inherited } = process.env;
-      const child = spawn(process.execPath, ["--import", "tsx", "scripts/dev.ts"], {
-        env: {
-          ...inherited,
-          PORT: String(port),
-          DATABASE_URL: `postgres://postgres@${new URL(silent.url).host}/none`,
-          DATABASE_CONNECT_TIMEOUT_MS: "1500",
-        },
-        stdio: ["ignore", "pipe", "pipe"],
+      const dev = spawnDev({
+        PORT: String(port),
+        DATABASE_URL: `postgres://postgres@${new URL(silent.url).host}/none`,
+        DATABASE_CONNECT_TIMEOUT_MS: "1500",
       });
-      let stderr = "";
-      child.stderr?.on("data", (chunk) => {
-        stderr += chunk;
-      });
-      const exited = once(child, "exit");
       // It listens before the migrations: a request now waits for the database.
       let answer: Response | undefined;
       for (const startedAt = Date.now(); !answer && Date.now() - startedAt < 10_000; ) {
@@ -126,9 +133,8 @@ describe("npm run dev on a database that does not answer", () => {
       }
       expect(answer?.status).toBe(503);
       expect(await answer?.json()).toMatchObject({ code: "database_unavailable" });
-      const [code] = await exited;
-      expect(code).toBe(1);
-      expect(stderr).toMatch(/timeout/i);
+      expect(await dev.exitCode).toBe(1);
+      expect(dev.stderr()).toMatch(/timeout/i);
     } finally {
       await silent.close();
     }
@@ -137,17 +143,9 @@ describe("npm run dev on a database that does not answer", () => {
 
 describe("npm run dev with a bad environment", () => {
   it("exits with 1 and names the variable", async () => {
-    const child = spawn(process.execPath, ["--import", "tsx", "scripts/dev.ts"], {
-      env: { ...process.env, PORT: "http" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stderr = "";
-    child.stderr?.on("data", (chunk) => {
-      stderr += chunk;
-    });
-    const [code] = await once(child, "exit");
-    expect(code).toBe(1);
-    expect(stderr).toMatch(/PORT must be a whole number/);
+    const dev = spawnDev({ PORT: "http" });
+    expect(await dev.exitCode).toBe(1);
+    expect(dev.stderr()).toMatch(/PORT must be a whole number/);
   });
 
   it("exits with 1 on a port in use, says so, and leaves the embedded database alone", async () => {
@@ -156,18 +154,11 @@ describe("npm run dev with a bad environment", () => {
     const { port } = taken.address() as AddressInfo;
     const pgliteDir = join(await mkdtemp(join(tmpdir(), "dev-port-")), "pglite");
     try {
-      const { DATABASE_URL: _, ...inherited } = process.env;
-      const child = spawn(process.execPath, ["--import", "tsx", "scripts/dev.ts"], {
-        env: { ...inherited, PORT: String(port), PGLITE_DIR: pgliteDir },
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      let stderr = "";
-      child.stderr?.on("data", (chunk) => {
-        stderr += chunk;
-      });
-      const [code] = await once(child, "exit");
-      expect(code).toBe(1);
-      expect(stderr.trim()).toBe(`Port ${port} is in use: stop what listens there, or set PORT to another.`);
+      const dev = spawnDev({ PORT: String(port), PGLITE_DIR: pgliteDir });
+      expect(await dev.exitCode).toBe(1);
+      expect(dev.stderr().trim()).toBe(
+        `Port ${port} is in use: stop what listens there, or set PORT to another.`,
+      );
       // A second `npm run dev` must not open the first one's embedded database.
       expect(existsSync(pgliteDir)).toBe(false);
     } finally {
