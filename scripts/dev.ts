@@ -50,7 +50,7 @@ try {
   process.once("SIGINT", () => void stop("SIGINT"));
   process.once("SIGTERM", () => void stop("SIGTERM"));
 } catch (error) {
-  const inUse = (error as { code?: unknown }).code === "EADDRINUSE";
+  const inUse = (error as { code?: unknown } | null)?.code === "EADDRINUSE";
   console.error(
     error instanceof ConfigError
       ? error.message
