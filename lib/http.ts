@@ -168,8 +168,13 @@ export function problemResponse(error: ApiError): Response {
   const { status, body, headers } = problemReply(error);
   return new Response(JSON.stringify(body), {
     status,
-    headers: { ...headers, "Cache-Control": "no-store", "X-Request-Id": crypto.randomUUID() },
+    headers: answerHeaders(headers, crypto.randomUUID()),
   });
+}
+
+/** A reply's own headers and those every answer carries: `Cache-Control` and the request id. */
+function answerHeaders(own: Record<string, string>, requestId: string): Record<string, string> {
+  return { ...own, "Cache-Control": "no-store", "X-Request-Id": requestId };
 }
 
 /** A JSON answer. */
@@ -189,11 +194,7 @@ function respond(
   corsMethods: string,
   requestId: string,
 ): Response {
-  const headers: Record<string, string> = {
-    ...reply.headers,
-    "Cache-Control": "no-store",
-    "X-Request-Id": requestId,
-  };
+  const headers = answerHeaders(reply.headers, requestId);
   const configured = env?.CORS_ORIGINS;
   if (configured) addCorsHeaders(headers, request, configured, corsMethods);
   const body = reply.body === null ? null : JSON.stringify(reply.body);
