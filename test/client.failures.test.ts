@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vites
 import { createLockClient, type LockClient, type LockClientError } from "../lib/client.js";
 import { type DatabaseHandle, openDatabase, queryOf } from "../lib/db.js";
 import {
-  closedPort,
   databaseUnavailable,
   type Loss,
   lockAnswer,
@@ -12,6 +11,7 @@ import {
   startScriptedServer,
   startSilentServer,
 } from "./client.fixtures.js";
+import { unusedPort } from "./helpers/net.js";
 
 const deviceId = () => crypto.randomUUID();
 
@@ -140,7 +140,7 @@ describe("retries", () => {
 
   it("retries a refused connection as a network error", async () => {
     const client = createLockClient({
-      baseUrl: `http://127.0.0.1:${await closedPort()}`,
+      baseUrl: `http://127.0.0.1:${await unusedPort()}`,
       retry: { maxAttempts: 2, baseDelayMs: 10 },
     });
     const { error } = await timed(client.get(deviceId()));
@@ -153,7 +153,7 @@ describe("fail-open routing", () => {
   it("answers no lock and reports the failure when the service is unreachable", async () => {
     const reported: [LockClientError, string][] = [];
     const client = createLockClient({
-      baseUrl: `http://127.0.0.1:${await closedPort()}`,
+      baseUrl: `http://127.0.0.1:${await unusedPort()}`,
       retry: { maxAttempts: 1 },
       failOpen: (error, id) => reported.push([error, id]),
     });
@@ -168,7 +168,7 @@ describe("fail-open routing", () => {
   it("still throws on writes: an agent must know it holds no lock", async () => {
     const reported: unknown[] = [];
     const client = createLockClient({
-      baseUrl: `http://127.0.0.1:${await closedPort()}`,
+      baseUrl: `http://127.0.0.1:${await unusedPort()}`,
       retry: { maxAttempts: 1 },
       failOpen: (error) => reported.push(error),
     });
@@ -204,7 +204,7 @@ describe("a database outage seen through the client", () => {
   /** Opens node-postgres on a port nothing listens on and proves it by a query: ECONNREFUSED. */
   async function unreachableDatabase(): Promise<DatabaseHandle> {
     const handle = await openDatabase({
-      url: `postgres://nobody@127.0.0.1:${await closedPort()}/none`,
+      url: `postgres://nobody@127.0.0.1:${await unusedPort()}/none`,
       driver: "pg",
       connectTimeoutMs: 500,
     });

@@ -42,16 +42,6 @@ export async function startApi(options: {
   return { url: server.url, requests, close: () => server.close() };
 }
 
-/** A port nothing listens on (taken, then released). */
-export async function closedPort(): Promise<number> {
-  const server = createTcpServer().listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, "close");
-  return port;
-}
-
 /** A TCP server that accepts connections and never answers. */
 export async function startSilentServer() {
   const sockets = new Set<Socket>();

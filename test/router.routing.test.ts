@@ -3,7 +3,8 @@ import { createLockClient, type LockClientError } from "../lib/client.js";
 import type { DatabaseHandle } from "../lib/db.js";
 import { createLockStore } from "../lib/locks.js";
 import { createRouter, type LockBackend } from "../lib/router.js";
-import { closedPort, memoryDatabase, startApi } from "./client.fixtures.js";
+import { memoryDatabase, startApi } from "./client.fixtures.js";
+import { unusedPort } from "./helpers/net.js";
 
 // One database, reached both ways: over HTTP through the client, and in-process through the store.
 let handle: DatabaseHandle;
@@ -133,7 +134,7 @@ describe("router across HTTP and in-process", () => {
   it("routes as a fresh conversation when the service is down and the client fails open", async () => {
     const reported: LockClientError[] = [];
     const locks = createLockClient({
-      baseUrl: `http://127.0.0.1:${await closedPort()}`,
+      baseUrl: `http://127.0.0.1:${await unusedPort()}`,
       retry: { maxAttempts: 1 },
       failOpen: (error) => reported.push(error),
     });

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
@@ -7,10 +6,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { problemSchema } from "../lib/openapi.js";
-import { closedPort, startSilentServer } from "./client.fixtures.js";
-import { type DevServer, startDevServer } from "./helpers/dev-server.js";
+import { startSilentServer } from "./client.fixtures.js";
+import { type DevServer, spawnDev, startDevServer } from "./helpers/dev-server.js";
 import { engines, type TestDatabase } from "./helpers/engines.js";
 import { migrationCount } from "./helpers/migrations.js";
+import { unusedPort } from "./helpers/net.js";
 import { CRON_SECRET, newDeviceId } from "./helpers/routes.js";
 
 describe.each(
@@ -96,16 +96,10 @@ describe.each(
   });
 });
 
-/**
- * `scripts/dev.ts` as a child with `vars` over this environment (without its DATABASE_URL), for
- * runs that end on their own: its exit code, and what it wrote to stderr.
- */
-function spawnDev(vars: Record<string, string>) {
-  const { DATABASE_URL: _, ...inherited } = process.env;
-  const child = spawn(process.execPath, ["--import", "tsx", "scripts/dev.ts"], {
-    env: { ...inherited, ...vars },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+/** `npm run dev` for a run that ends on its own: its exit code, and what it wrote to stderr. */
+function runDev(vars: Record<string, string>) {
+  const child = spawnDev(vars);
+  child.stdout?.resume();
   let stderr = "";
   child.stderr?.on("data", (chunk) => {
     stderr += chunk;
@@ -116,9 +110,9 @@ function spawnDev(vars: Record<string, string>) {
 describe("npm run dev on a database that does not answer", () => {
   it("answers the requests that waited for it with 503, then exits with 1", async () => {
     const silent = await startSilentServer();
-    const port = await closedPort();
+    const port = await unusedPort();
     try {
-      const dev = spawnDev({
+      const dev = runDev({
         PORT: String(port),
         DATABASE_URL: `postgres://postgres@${new URL(silent.url).host}/none`,
         DATABASE_CONNECT_TIMEOUT_MS: "1500",
@@ -143,7 +137,7 @@ describe("npm run dev on a database that does not answer", () => {
 
 describe("npm run dev with a bad environment", () => {
   it("exits with 1 and names the variable", async () => {
-    const dev = spawnDev({ PORT: "http" });
+    const dev = runDev({ PORT: "http" });
     expect(await dev.exitCode).toBe(1);
     expect(dev.stderr()).toMatch(/PORT must be a whole number/);
   });
@@ -154,7 +148,7 @@ describe("npm run dev with a bad environment", () => {
     const { port } = taken.address() as AddressInfo;
     const pgliteDir = join(await mkdtemp(join(tmpdir(), "dev-port-")), "pglite");
     try {
-      const dev = spawnDev({ PORT: String(port), PGLITE_DIR: pgliteDir });
+      const dev = runDev({ PORT: String(port), PGLITE_DIR: pgliteDir });
       expect(await dev.exitCode).toBe(1);
       expect(dev.stderr().trim()).toBe(
         `Port ${port} is in use: stop what listens there, or set PORT to another.`,

@@ -15,6 +15,18 @@ export type DevServer = {
 };
 
 /**
+ * `scripts/dev.ts` (what `npm run dev` runs) as a child process with `vars` on top of this
+ * process's environment, without its DATABASE_URL; its stdout and stderr piped.
+ */
+export function spawnDev(vars: Record<string, string>): ChildProcess {
+  const { DATABASE_URL: _, ...inherited } = process.env;
+  return spawn(process.execPath, ["--import", "tsx", "scripts/dev.ts"], {
+    env: { ...inherited, ...vars },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
+/**
  * Starts `scripts/dev.ts` (what `npm run dev` runs) on a free port with `vars` on top of this
  * process's environment (without its DATABASE_URL), and resolves once it listens.
  * @param startTimeoutMs give up (and kill it) after this. @default 60000
@@ -23,11 +35,7 @@ export async function startDevServer(
   vars: Record<string, string>,
   startTimeoutMs = 60_000,
 ): Promise<DevServer> {
-  const { DATABASE_URL: _, ...inherited } = process.env;
-  const child = spawn(process.execPath, ["--import", "tsx", "scripts/dev.ts"], {
-    env: { ...inherited, PORT: "0", CRON_SECRET, ...vars },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawnDev({ PORT: "0", CRON_SECRET, ...vars });
   let output = "";
   child.stderr?.on("data", (chunk) => {
     output += chunk;

@@ -1,9 +1,9 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { unusedPort } from "./net.js";
 
 /** Where Debian's package (`apt-get install pgbouncer`) puts it. */
 export const PGBOUNCER_BIN = "/usr/sbin/pgbouncer";
@@ -25,7 +25,7 @@ export async function startPgBouncer(serverUrl: string): Promise<PgBouncer> {
     throw new Error(`No PgBouncer at ${PGBOUNCER_BIN}: apt-get install pgbouncer (CI does).`);
   }
   const server = new URL(serverUrl);
-  const port = await freePort();
+  const port = await unusedPort();
   const dir = await mkdtemp(join(tmpdir(), "pgbouncer-"));
   await chmod(dir, 0o755);
   const user = decodeURIComponent(server.username || "postgres");
@@ -83,14 +83,6 @@ function idsOf(user: string): { uid: number; gid: number } {
     Number(execFileSync("id", [flag, user], { encoding: "utf8" })),
   );
   return { uid: uid as number, gid: gid as number };
-}
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 /** Resolves once PgBouncer logs that it listens; rejects if it exits or takes over 10 s. */

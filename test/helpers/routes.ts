@@ -11,6 +11,11 @@ import type { RouteHandlers } from "../../lib/http.js";
 /** A secret long enough for the cron and stats routes. */
 export const CRON_SECRET = "test-cron-secret-0123456789";
 
+/** Whether an `Authorization` value carries `CRON_SECRET`: the scheme's name in any case, then one space or more (RFC 9110, section 11.1). */
+export function authorizesCron(authorization: string | null): boolean {
+  return (authorization ?? "").trim().replace(/^bearer +/i, "Bearer ") === `Bearer ${CRON_SECRET}`;
+}
+
 /** The `api/` routes bound to one context, called in-process with `new Request(...)`. */
 export type Routes = {
   sessionLock: RouteHandlers;
