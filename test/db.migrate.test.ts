@@ -1,8 +1,8 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { type DatabaseHandle, openDatabase } from "../lib/db.js";
+import type { DatabaseHandle } from "../lib/db.js";
 import { migrate } from "../lib/migrate.js";
-import { connect, engines, networkEngines, type TestDatabase } from "./helpers/engines.js";
+import { blankPglite, connect, engines, networkEngines, type TestDatabase } from "./helpers/engines.js";
 import { migrationCount } from "./helpers/migrations.js";
 import {
   adminQuery,
@@ -20,7 +20,7 @@ describe("migrate on a blank database", () => {
   let handle: DatabaseHandle;
 
   beforeAll(async () => {
-    handle = await openDatabase({ pgliteDir: "memory://" });
+    handle = await blankPglite();
   });
   afterAll(async () => {
     await handle?.close();

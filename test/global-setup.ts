@@ -1,7 +1,7 @@
 import type { TestProject } from "vitest/node";
 import { openDatabase } from "../lib/db.js";
 import { migrate } from "../lib/migrate.js";
-import { createPgliteTemplate } from "./helpers/pglite.js";
+import { createPgliteTemplates } from "./helpers/pglite.js";
 import {
   adminQuery,
   databaseUrl,
@@ -12,13 +12,14 @@ import {
 } from "./helpers/server.js";
 
 /**
- * Once per run: saves a migrated PGlite data directory that every PGlite engine starts from. With
+ * Once per run: saves a blank and a migrated PGlite data directory that every PGlite starts from. With
  * `TEST_DATABASE_URL`, also creates and migrates a template database on that server, from which
  * each test file copies its own fresh database. The teardown removes all of it.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const pgliteTemplate = await createPgliteTemplate();
-  project.provide("pgliteTemplate", pgliteTemplate.path);
+  const pgliteTemplate = await createPgliteTemplates();
+  project.provide("pgliteTemplate", pgliteTemplate.migrated);
+  project.provide("pgliteBlank", pgliteTemplate.blank);
   const adminUrl = process.env.TEST_DATABASE_URL;
   if (!adminUrl) {
     project.provide("testServer", null);

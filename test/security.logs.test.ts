@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LogRecord } from "../lib/context.js";
 import { openDatabase } from "../lib/db.js";
 import type { RouteHandlers } from "../lib/http.js";
-import { engines, type TestDatabase } from "./helpers/engines.js";
+import { blankPglite, engines, type TestDatabase } from "./helpers/engines.js";
 import {
   authorizedGet,
   bindRoutes,
@@ -112,7 +112,7 @@ describe("device ids in the logs of failures", () => {
 
   it("keeps the device id out of the log of a 500 internal_error", async () => {
     // Not migrated: every statement fails.
-    const handle = await openDatabase({ pgliteDir: "memory://" });
+    const handle = await blankPglite();
     try {
       const routes = bindRoutes(handle);
       const deviceId = newDeviceId();

@@ -4,7 +4,7 @@ import { createContext } from "../lib/context.js";
 import { openDatabase } from "../lib/db.js";
 import { parseEnv } from "../lib/env.js";
 import { problemSchema } from "../lib/openapi.js";
-import { engines, networkEngines, type TestDatabase } from "./helpers/engines.js";
+import { blankPglite, engines, networkEngines, type TestDatabase } from "./helpers/engines.js";
 import { bindRoutes, lockRequest, newDeviceId, type Routes } from "./helpers/routes.js";
 import { startTcpProxy } from "./helpers/tcp-proxy.js";
 
@@ -202,7 +202,7 @@ describe("session-lock when the database fails", () => {
 
   it("answers 500 internal_error without details for a statement that fails, and logs them", async () => {
     // A database without the migrations: every statement fails with "relation does not exist".
-    const handle = await openDatabase({ pgliteDir: "memory://" });
+    const handle = await blankPglite();
     const routes = bindRoutes(handle);
     try {
       const response = await routes.sessionLock.GET(lockRequest("GET", newDeviceId()));

@@ -37,10 +37,16 @@ export type TestEngine = {
   open(options?: OpenOptions): Promise<TestDatabase>;
 };
 
+/** A new in-memory PGlite, migrated and empty, from the run's template (no drizzle). */
+export const migratedPglite = () => openPgliteCopy(inject("pgliteTemplate"));
+
+/** A new in-memory PGlite that was never migrated, from the run's template: the lib's statements fail. */
+export const blankPglite = () => openPgliteCopy(inject("pgliteBlank"));
+
 const pglite: TestEngine = {
   name: "pglite",
   async open() {
-    return { ...(await withDrizzle(await openPgliteCopy(inject("pgliteTemplate")))), url: null };
+    return { ...(await withDrizzle(await migratedPglite())), url: null };
   },
 };
 
