@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { type DatabaseHandle, isDatabaseUnavailable } from "../lib/db.js";
 import { createLockStore, type LockStore } from "../lib/locks.js";
-import { connect, networkEngines, reroute, type TestDatabase } from "./helpers/engines.js";
+import { connect, networkEngines, type TestDatabase } from "./helpers/engines.js";
+import { reroute } from "./helpers/net.js";
 import { startTcpProxy, type TcpProxy } from "./helpers/tcp-proxy.js";
 
 const TIMEOUT_MS = 400;

@@ -1,6 +1,7 @@
 import { inject } from "vitest";
 import { type DatabaseHandle, type DatabaseOptions, type Driver, openDatabase } from "../../lib/db.js";
 import { type DrizzleDatabase, drizzleOf } from "../../lib/drizzle.js";
+import { reroute } from "./net.js";
 import { openPgliteCopy } from "./pglite.js";
 import { createDatabase, databaseUrl, dropDatabase } from "./server.js";
 import { startWsBridge, type WsBridge } from "./ws-bridge.js";
@@ -145,12 +146,4 @@ export async function connect(
 /** The handle with its client wrapped in drizzle, for a test's own queries. */
 export async function withDrizzle(handle: DatabaseHandle): Promise<DatabaseHandle & { db: DrizzleDatabase }> {
   return { ...handle, db: await drizzleOf(handle) };
-}
-
-/** The same database URL with its host and port replaced, e.g. to go through a `TcpProxy`. */
-export function reroute(url: string, via: { host: string; port: number }): string {
-  const rerouted = new URL(url);
-  rerouted.hostname = via.host;
-  rerouted.port = String(via.port);
-  return rerouted.toString();
 }

@@ -10,3 +10,11 @@ export async function unusedPort(): Promise<number> {
   await once(server, "close");
   return port;
 }
+
+/** The same database URL with its host and port replaced, e.g. to go through a `TcpProxy` or a pooler. */
+export function reroute(url: string, via: { host: string; port: number }): string {
+  const rerouted = new URL(url);
+  rerouted.hostname = via.host;
+  rerouted.port = String(via.port);
+  return rerouted.toString();
+}

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { unusedPort } from "./net.js";
+import { reroute, unusedPort } from "./net.js";
 
 /** Where Debian's package (`apt-get install pgbouncer`) puts it. */
 export const PGBOUNCER_BIN = "/usr/sbin/pgbouncer";
@@ -63,12 +63,7 @@ export async function startPgBouncer(serverUrl: string): Promise<PgBouncer> {
     throw error;
   }
   return {
-    url(target) {
-      const url = new URL(target);
-      url.hostname = "127.0.0.1";
-      url.port = String(port);
-      return url.toString();
-    },
+    url: (target) => reroute(target, { host: "127.0.0.1", port }),
     async close() {
       const exited = new Promise((resolve) => child.once("exit", resolve));
       child.kill("SIGINT");

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type DevServer, startDevServer } from "../helpers/dev-server.js";
-import { networkEngines, reroute, type TestDatabase } from "../helpers/engines.js";
+import { networkEngines, type TestDatabase } from "../helpers/engines.js";
+import { reroute } from "../helpers/net.js";
 import { CRON_SECRET, newDeviceId } from "../helpers/routes.js";
 import { startTcpProxy, type TcpProxy } from "../helpers/tcp-proxy.js";
 
