@@ -5,12 +5,12 @@ import {
   databaseUnavailable,
   type Loss,
   lockAnswer,
-  memoryDatabase,
   startApi,
   startLossyProxy,
   startScriptedServer,
   startSilentServer,
 } from "./client.fixtures.js";
+import { migratedPglite } from "./helpers/engines.js";
 import { unusedPort } from "./helpers/net.js";
 
 const deviceId = () => crypto.randomUUID();
@@ -231,7 +231,7 @@ describe("a database outage seen through the client", () => {
   });
 
   it("is ridden out by a retry after Retry-After when the database comes back", async () => {
-    const memory = await memoryDatabase();
+    const memory = await migratedPglite();
     onTestFinished(() => memory.close());
     let opens = 0;
     const api = await startApi({
@@ -250,7 +250,7 @@ describe("a database outage seen through the client", () => {
 describe("a write retried after its answer was lost", () => {
   let memory: DatabaseHandle;
   beforeAll(async () => {
-    memory = await memoryDatabase();
+    memory = await migratedPglite();
   });
   afterAll(() => memory.close());
 

@@ -10,15 +10,11 @@ import { createContext, type LogRecord } from "../lib/context.js";
 import type { DatabaseHandle } from "../lib/db.js";
 import { parseEnv } from "../lib/env.js";
 import { startLocalServer } from "../scripts/server.js";
-import { migratedPglite } from "./helpers/engines.js";
 
 /**
  * Servers for the client and router tests: the real API over a socket, and small servers that
  * misbehave on purpose. Every one listens on an ephemeral port of 127.0.0.1.
  */
-
-/** A new migrated, empty in-memory PGlite. */
-export const memoryDatabase = migratedPglite;
 
 /** The real API (`api/` through `startLocalServer`) on a context over `open`; `requests`: its log lines. */
 export async function startApi(options: {

@@ -1,14 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLockClient, LockClientError } from "../lib/client.js";
 import type { DatabaseHandle } from "../lib/db.js";
-import { memoryDatabase, startApi } from "./client.fixtures.js";
+import { startApi } from "./client.fixtures.js";
+import { migratedPglite } from "./helpers/engines.js";
 
 let handle: DatabaseHandle;
 let api: Awaited<ReturnType<typeof startApi>>;
 let client: ReturnType<typeof createLockClient>;
 
 beforeAll(async () => {
-  handle = await memoryDatabase();
+  handle = await migratedPglite();
   api = await startApi({ open: async () => handle, env: { ALLOWED_AGENTS: "scheduling,billing,support" } });
   client = createLockClient({ baseUrl: api.url });
 });

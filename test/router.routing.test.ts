@@ -3,7 +3,8 @@ import { createLockClient, type LockClientError } from "../lib/client.js";
 import type { DatabaseHandle } from "../lib/db.js";
 import { createLockStore } from "../lib/locks.js";
 import { createRouter, type LockBackend } from "../lib/router.js";
-import { memoryDatabase, startApi } from "./client.fixtures.js";
+import { startApi } from "./client.fixtures.js";
+import { migratedPglite } from "./helpers/engines.js";
 import { unusedPort } from "./helpers/net.js";
 
 // One database, reached both ways: over HTTP through the client, and in-process through the store.
@@ -15,7 +16,7 @@ const backends: Record<"http" | "in-process", () => LockBackend> = {
 };
 
 beforeAll(async () => {
-  handle = await memoryDatabase();
+  handle = await migratedPglite();
   api = await startApi({ open: async () => handle });
 });
 

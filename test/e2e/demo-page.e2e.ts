@@ -7,7 +7,8 @@ import { Hono } from "hono";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLockStore, type LockStore } from "../../lib/locks.js";
-import { memoryDatabase, startApi } from "../client.fixtures.js";
+import { startApi } from "../client.fixtures.js";
+import { migratedPglite } from "../helpers/engines.js";
 
 /**
  * The demo page in Debian's Chromium, served from one origin while the API answers on another:
@@ -56,7 +57,7 @@ async function startPageServer() {
 beforeAll(async () => {
   const pages = await startPageServer();
   cleanups.push(pages.close);
-  const handle = await memoryDatabase();
+  const handle = await migratedPglite();
   cleanups.push(() => handle.close());
   store = createLockStore(handle.db);
   api = await startApi({
