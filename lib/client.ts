@@ -168,6 +168,8 @@ export function createLockClient(options: LockClientOptions) {
    * Clears the lock (`cleared: false` when there was none); with a `condition`, only if it holds.
    * A retried conditional clear refused because no lock is left succeeds (`cleared: true`): the
    * attempt whose answer was lost may have cleared it, and either way the lock it named is gone.
+   * A retried clear without a condition may answer `cleared: false` for the same reason: no lock
+   * is left either way.
    */
   async function clear(deviceId: string, condition?: Condition): Promise<ClearResult> {
     const { status, body, retried } = await call("DELETE", deviceId, { condition });

@@ -321,6 +321,19 @@ describe("a write retried after its answer was lost", () => {
     expect(await direct.get(id)).toBeNull();
   });
 
+  it("clears without a condition: the retry finds no lock left and answers cleared: false", async () => {
+    // As the README says: the lost attempt removed the lock, and the answer cannot say which did.
+    const { direct, client, proxy } = await setup(firstAnswerLost);
+    const id = deviceId();
+    await acquired(direct, id);
+    expect(await client.clear(id)).toEqual({ ok: true, cleared: false });
+    expect(proxy.seen.map((request) => [request.method, request.loss, request.status])).toEqual([
+      ["DELETE", "after", 200],
+      ["DELETE", "none", 200],
+    ]);
+    expect(await direct.get(id)).toBeNull();
+  });
+
   it("releases: a retry that finds another lock stays refused", async () => {
     // The first request never reaches the API; meanwhile another agent has taken the device.
     const { direct, client, proxy } = await setup(firstRequestLost);
