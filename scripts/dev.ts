@@ -15,6 +15,11 @@ let server: Awaited<ReturnType<typeof startLocalServer>> | undefined;
 let handle: DatabaseHandle | undefined;
 /** Fails the requests waiting for the database when it cannot be opened. */
 let failed: (error: unknown) => void = () => {};
+/** Closes what is open: on a signal, or when starting fails part way. */
+async function closeOpened(): Promise<void> {
+  await server?.close();
+  await handle?.close();
+}
 try {
   const env = readEnv();
   port = env.PORT;
@@ -28,24 +33,21 @@ try {
   database.catch(() => {}); // no request may be waiting: the failure is reported below
   // The server lives on, so its request lines go out a batch per event-loop turn.
   const context = createContext(env, { open: () => database, log: batchedJsonLogger });
-  const listening = await startLocalServer({ port: env.PORT, context: () => context });
-  server = listening;
-  const open = await openDatabase(databaseOptionsFromEnv(env));
-  handle = open;
-  const { applied, total } = await migrate(open);
-  opened(open);
+  server = await startLocalServer({ port: env.PORT, context: () => context });
+  handle = await openDatabase(databaseOptionsFromEnv(env));
+  const { applied, total } = await migrate(handle);
+  opened(handle);
   console.log(
-    `database: ${describeDatabase(env, open.driver)} (migrations: ${applied} applied now, ${total} in all)`,
+    `database: ${describeDatabase(env, handle.driver)} (migrations: ${applied} applied now, ${total} in all)`,
   );
-  console.log(`device-session-lock listening on ${listening.url}`);
+  console.log(`device-session-lock listening on ${server.url}`);
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     console.log(`${signal}: closing the server and the database`);
-    await listening.close();
-    await open.close();
+    await closeOpened();
   };
   process.once("SIGINT", () => void stop("SIGINT"));
   process.once("SIGTERM", () => void stop("SIGTERM"));
@@ -59,7 +61,6 @@ try {
         : error,
   );
   failed(error);
-  await server?.close();
-  await handle?.close();
+  await closeOpened();
   process.exitCode = 1;
 }
