@@ -4,7 +4,7 @@ import { mkdtemp } from "node:fs/promises";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { problemSchema } from "../lib/openapi.js";
 import { startSilentServer } from "./client.fixtures.js";
 import { type DevServer, spawnDev, startDevServer } from "./helpers/dev-server.js";
@@ -118,15 +118,15 @@ describe("npm run dev on a database that does not answer", () => {
         DATABASE_CONNECT_TIMEOUT_MS: "1500",
       });
       // It listens before the migrations: a request now waits for the database.
-      let answer: Response | undefined;
-      for (const startedAt = Date.now(); !answer && Date.now() - startedAt < 10_000; ) {
-        answer = await fetch(`http://127.0.0.1:${port}/api/session-lock`, {
-          headers: { "X-Device-ID": newDeviceId() },
-        }).catch(() => undefined);
-        if (!answer) await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      expect(answer?.status).toBe(503);
-      expect(await answer?.json()).toMatchObject({ code: "database_unavailable" });
+      const answer = await vi.waitFor(
+        () =>
+          fetch(`http://127.0.0.1:${port}/api/session-lock`, {
+            headers: { "X-Device-ID": newDeviceId() },
+          }),
+        { timeout: 10_000, interval: 50 },
+      );
+      expect(answer.status).toBe(503);
+      expect(await answer.json()).toMatchObject({ code: "database_unavailable" });
       expect(await dev.exitCode).toBe(1);
       expect(dev.stderr()).toMatch(/timeout/i);
     } finally {
