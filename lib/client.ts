@@ -108,14 +108,14 @@ export function createLockClient(options: LockClientOptions) {
 
   /**
    * One call: requests until an answer that is not worth retrying, or the budget is spent.
-   * `retried`: the answer is to a retry, after an attempt whose outcome is unknown (a timeout, a
-   * network error or a 5xx: the server may have done what it asked).
+   * `attempts` above 1: the answer is to a retry, after an attempt whose outcome is unknown (a
+   * timeout, a network error or a 5xx: the server may have done what it asked).
    */
   async function call(
     method: "GET" | "PUT" | "DELETE",
     deviceId: string,
     init: { condition?: Condition; body?: unknown } = {},
-  ): Promise<Answer & { retried: boolean }> {
+  ): Promise<Answer & { attempts: number }> {
     const deadline = performance.now() + retry.maxElapsedMs;
     const headers: Record<string, string> = {
       ...options.headers,
@@ -129,7 +129,7 @@ export function createLockClient(options: LockClientOptions) {
       const leftMs = Math.ceil(Math.min(timeoutMs, deadline - performance.now()));
       const signal = AbortSignal.timeout(Math.max(1, leftMs)); // whole milliseconds only
       const outcome = await send(() => doFetch(url, { method, headers, body, signal }), attempt);
-      if (!("failure" in outcome)) return { ...outcome, retried: attempt > 1 };
+      if (!("failure" in outcome)) return { ...outcome, attempts: attempt };
       const backoffCapMs = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1));
       const waitMs = outcome.retryAfterMs ?? Math.random() * backoffCapMs;
       if (attempt >= retry.maxAttempts || performance.now() + waitMs >= deadline) throw outcome.failure;
@@ -140,8 +140,8 @@ export function createLockClient(options: LockClientOptions) {
   /** The device's active lock, `null` when there is none. */
   async function get(deviceId: string): Promise<Lock | null> {
     try {
-      const { body } = await call("GET", deviceId);
-      return toLock(body);
+      const { body, attempts } = await call("GET", deviceId);
+      return toLock(body, attempts);
     } catch (error) {
       if (options.failOpen && error instanceof LockClientError && error.unavailable) {
         options.failOpen(error, deviceId);
@@ -157,10 +157,13 @@ export function createLockClient(options: LockClientOptions) {
    */
   async function set(deviceId: string, input: SetLockInput): Promise<SetResult> {
     const { agent, ttlSeconds, condition } = input;
-    const { status, body } = await call("PUT", deviceId, { condition, body: { agent, ttlSeconds } });
-    if (status === 412) return refusal(condition, body);
-    const lock = toLock(body);
-    if (!lock) throw unexpected("a successful PUT answered without a lock");
+    const { status, body, attempts } = await call("PUT", deviceId, {
+      condition,
+      body: { agent, ttlSeconds },
+    });
+    if (status === 412) return refusal(condition, body, attempts);
+    const lock = toLock(body, attempts);
+    if (!lock) throw unexpected("a successful PUT answered without a lock", attempts);
     return { ok: true, lock };
   }
 
@@ -172,12 +175,12 @@ export function createLockClient(options: LockClientOptions) {
    * is left either way.
    */
   async function clear(deviceId: string, condition?: Condition): Promise<ClearResult> {
-    const { status, body, retried } = await call("DELETE", deviceId, { condition });
+    const { status, body, attempts } = await call("DELETE", deviceId, { condition });
     if (status === 412) {
-      const refused = refusal(condition, body);
-      return retried && refused.current === null ? { ok: true, cleared: true } : refused;
+      const refused = refusal(condition, body, attempts);
+      return attempts > 1 && refused.current === null ? { ok: true, cleared: true } : refused;
     }
-    if (typeof body.cleared !== "boolean") throw unexpected("a DELETE answered without `cleared`");
+    if (typeof body.cleared !== "boolean") throw unexpected("a DELETE answered without `cleared`", attempts);
     return { ok: true, cleared: body.cleared };
   }
 
@@ -234,7 +237,7 @@ async function send(request: () => Promise<Response>, attempt: number): Promise<
   let body: Record<string, unknown>;
   try {
     response = await request();
-    body = await readBody(response);
+    body = await readBody(response, attempt);
   } catch (error) {
     if (error instanceof LockClientError) throw error;
     return { failure: transportError(error, attempt), retryAfterMs: null };
@@ -258,7 +261,7 @@ function conditionHeaders(condition: Condition | undefined): Record<string, stri
   }
 }
 
-async function readBody(response: Response): Promise<Record<string, unknown>> {
+async function readBody(response: Response, attempts: number): Promise<Record<string, unknown>> {
   const text = await response.text();
   try {
     const parsed: unknown = JSON.parse(text);
@@ -269,7 +272,7 @@ async function readBody(response: Response): Promise<Record<string, unknown>> {
     // Not JSON (a proxy's HTML error page, say): judged by its status below.
   }
   if (!response.ok) return {};
-  throw unexpected(`a ${response.status} answer that is not a JSON object: ${text.slice(0, 100)}`);
+  throw unexpected(`a ${response.status} answer that is not a JSON object: ${text.slice(0, 100)}`, attempts);
 }
 
 function problemError(status: number, body: Record<string, unknown>, attempts: number): LockClientError {
@@ -294,8 +297,8 @@ function transportError(error: unknown, attempts: number): LockClientError {
   );
 }
 
-function unexpected(detail: string): LockClientError {
-  return new LockClientError({ code: "unexpected_response", status: null, detail }, 1);
+function unexpected(detail: string, attempts: number): LockClientError {
+  return new LockClientError({ code: "unexpected_response", status: null, detail }, attempts);
 }
 
 /** `Retry-After` in milliseconds: delay-seconds or an HTTP date; `null` when absent or unreadable. */
@@ -306,14 +309,16 @@ function parseRetryAfter(value: string | null): number | null {
   return Number.isNaN(at) ? null : Math.max(0, at - Date.now());
 }
 
-function refusal(condition: Condition | undefined, body: Record<string, unknown>) {
-  if (!condition || condition.kind === "always") throw unexpected("412 to a request without a condition");
-  const current = toLock((body.current ?? {}) as Record<string, unknown>);
+function refusal(condition: Condition | undefined, body: Record<string, unknown>, attempts: number) {
+  if (!condition || condition.kind === "always") {
+    throw unexpected("412 to a request without a condition", attempts);
+  }
+  const current = toLock((body.current ?? {}) as Record<string, unknown>, attempts);
   return { ok: false as const, reason: REASON_BY_CONDITION[condition.kind], current };
 }
 
 /** The contract's representation as a `Lock` (`null` when no lock is active). */
-function toLock(body: Record<string, unknown>): Lock | null {
+function toLock(body: Record<string, unknown>, attempts: number): Lock | null {
   const { deviceId, activeAgent, lockedAt, expiresAt, ttlSeconds, version } = body;
   if (activeAgent === null) return null;
   if (
@@ -324,7 +329,7 @@ function toLock(body: Record<string, unknown>): Lock | null {
     typeof ttlSeconds !== "number" ||
     typeof version !== "number"
   ) {
-    throw unexpected("the lock representation is not the contract's");
+    throw unexpected("the lock representation is not the contract's", attempts);
   }
   return {
     deviceId,

@@ -5,6 +5,7 @@ import {
   databaseUnavailable,
   type Loss,
   lockAnswer,
+  type Scripted,
   startApi,
   startLossyProxy,
   startScriptedServer,
@@ -135,6 +136,18 @@ describe("retries", () => {
     const client = createLockClient({ baseUrl: server.url, retry: { maxAttempts: 2, baseDelayMs: 10 } });
     const { error } = await timed(client.clear(deviceId()));
     expect(error).toMatchObject({ code: "unexpected_response", status: 502, attempts: 2, unavailable: true });
+    expect(server.seen).toHaveLength(2);
+  });
+
+  it.each([
+    ["a 200 that is not JSON", { status: 200, body: "<html>a web page</html>" }],
+    ["a lock that is not the contract's", { status: 200, body: JSON.stringify({ activeAgent: 7 }) }],
+  ])("counts the retry in attempts when the answer after it is %s", async (_, answer: Scripted) => {
+    const server = await startScriptedServer([databaseUnavailable(), answer]);
+    onTestFinished(() => server.close());
+    const client = createLockClient({ baseUrl: server.url, retry: { baseDelayMs: 10 } });
+    const { error } = await timed(client.get(deviceId()));
+    expect(error).toMatchObject({ code: "unexpected_response", status: null, attempts: 2 });
     expect(server.seen).toHaveLength(2);
   });
 
