@@ -22,9 +22,9 @@ const view = {
 function apiBase() {
   const given = new URLSearchParams(location.search).get("api");
   if (!given) return location.origin;
-  const url = new URL(given);
-  if (url.protocol !== "http:" && url.protocol !== "https:")
-    throw new Error(`?api must be an http(s) origin, not ${given}`);
+  const url = URL.canParse(given) ? new URL(given) : null;
+  if (url?.protocol !== "http:" && url?.protocol !== "https:")
+    throw new Error(`?api must be an http(s) origin such as https://locks.example.com, not ${given}`);
   return url.origin;
 }
 
@@ -104,10 +104,14 @@ function showError(error) {
   view.error.hidden = false;
 }
 
-/** Runs one user action: buttons disabled meanwhile, errors shown, the old error cleared on success. */
+/**
+ * Runs one user action (or a refresh): buttons disabled meanwhile, the last action's status
+ * cleared, errors shown, the old error cleared on success.
+ */
 async function act(form, action) {
   const buttons = form ? [...form.querySelectorAll("button")] : [];
   for (const button of buttons) button.disabled = true;
+  view.status.textContent = "";
   try {
     await action();
     view.error.hidden = true;
@@ -131,6 +135,8 @@ try {
   refresh();
 } catch (error) {
   showError(error);
+  // Without an API or a device id nothing can be sent: the forms stay off.
+  for (const control of document.querySelectorAll("input, button")) control.disabled = true;
 }
 
 view.lockForm.addEventListener("submit", (event) => {

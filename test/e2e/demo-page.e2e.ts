@@ -38,6 +38,7 @@ const consoleErrors: string[] = [];
 const sentDeviceIds: string[] = [];
 let api: Awaited<ReturnType<typeof startApi>>;
 let pageUrl: string;
+let pageOrigin: string;
 
 /** Serves `public/` (only) on an ephemeral port: the page's origin. */
 async function startPageServer() {
@@ -65,6 +66,7 @@ beforeAll(async () => {
     env: { CORS_ORIGINS: pages.origin, MAX_SESSION_TTL: "7200", DEFAULT_SESSION_TTL: "3600" },
   });
   cleanups.push(api.close);
+  pageOrigin = pages.origin;
   pageUrl = `${pages.origin}/?api=${encodeURIComponent(api.url)}`;
 
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
@@ -164,6 +166,8 @@ describe("demo page from another origin", () => {
     expect(await page.textContent("#error")).toBe(
       "Invalid request body: ttlSeconds: must be at most 7200 (MAX_SESSION_TTL)",
     );
+    // The clear before it said "Lock cleared."; a refused set leaves no status of its own.
+    expect(await page.textContent("#status")).toBe("");
     expect(await page.getAttribute("#error", "role")).toBe("alert");
     await page.screenshot({ path: "test-results/demo-error.png", fullPage: true });
     // The browser reports the 400 itself; nothing else went to the console.
@@ -172,6 +176,40 @@ describe("demo page from another origin", () => {
     await page.fill("#ttl-input", "60");
     await page.click("#set");
     await expect.poll(() => page.isHidden("#error")).toBe(true);
+  });
+
+  it("drops the status of a set once its lock has expired", async () => {
+    await page.fill("#ttl-input", "2");
+    await page.click("#set");
+    await expect.poll(() => page.textContent("#status")).toMatch(/^Lock set for scheduling/);
+    await expect.poll(() => page.textContent("#agent"), { timeout: 5000 }).toMatch(/^none/);
+    expect(await page.textContent("#status")).toBe("");
+  });
+});
+
+describe("demo page with an ?api that is not an http(s) origin", () => {
+  it.each([
+    "locks.example.com",
+    "ftp://locks.example.com",
+  ])("names the parameter for %s and sends nothing", async (given) => {
+    const context = await browser.newContext();
+    try {
+      const bad = await context.newPage();
+      const requests: string[] = [];
+      bad.on("request", (request) => requests.push(request.url()));
+      await bad.goto(`${pageOrigin}/?api=${encodeURIComponent(given)}`);
+      await expect.poll(() => bad.isVisible("#error")).toBe(true);
+      expect(await bad.textContent("#error")).toBe(
+        `?api must be an http(s) origin such as https://locks.example.com, not ${given}`,
+      );
+      const enabled = await bad.$$eval("input, button", (controls) =>
+        controls.filter((control) => !(control as HTMLInputElement).disabled).map((control) => control.id),
+      );
+      expect(enabled).toEqual([]);
+      expect(requests.every((url) => url.startsWith(pageOrigin))).toBe(true);
+    } finally {
+      await context.close();
+    }
   });
 });
 
