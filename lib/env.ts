@@ -37,7 +37,14 @@ const ORIGIN_PATTERN = /^https?:\/\/[^/\s,]+$/;
 const envSchema = z
   .object({
     DATABASE_URL: z.optional(
-      z.string().check(z.regex(/^postgres(ql)?:\/\/\S+$/, "must be a postgres:// or postgresql:// URL")),
+      z
+        .string()
+        .check(
+          z.refine(
+            (value) => /^postgres(ql)?:\/\/\S+$/.test(value) && URL.canParse(value),
+            "must be a postgres:// or postgresql:// URL",
+          ),
+        ),
     ),
     DATABASE_DRIVER: z.optional(z.enum(["pglite", "pg", "neon"], "must be one of pglite, pg, neon")),
     PGLITE_DIR: z._default(z.string(), ".data/pglite"),

@@ -36,6 +36,12 @@ describe("parseEnv", () => {
     ],
     ["PURGE_BATCH_SIZE", { PURGE_BATCH_SIZE: "0" }, "must be a whole number from 1 to 100000"],
     ["DATABASE_URL", { DATABASE_URL: "mysql://x/y" }, "must be a postgres:// or postgresql:// URL"],
+    [
+      "DATABASE_URL",
+      { DATABASE_URL: "postgres://host:abc/db" },
+      "must be a postgres:// or postgresql:// URL",
+    ],
+    ["DATABASE_URL", { DATABASE_URL: "postgres://[::1/db" }, "must be a postgres:// or postgresql:// URL"],
     ["DATABASE_DRIVER", { DATABASE_DRIVER: "sqlite" }, "must be one of pglite, pg, neon"],
   ])("names %s once, with its own rule, for a bad value", (name, source, rule) => {
     const message = messageFor(source);
