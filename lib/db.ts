@@ -165,7 +165,8 @@ const UNAVAILABLE_MESSAGE =
 export function isDatabaseUnavailable(error: unknown): boolean {
   for (const current of errorChain(error)) {
     const code = (current as { code?: unknown }).code;
-    if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)) {
+    // Node's own errors have codes of the same shape (EPIPE); no SQLSTATE class starts with E.
+    if (typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) && !code.startsWith("E")) {
       // A SQLSTATE from the server: it answered, so only these few mean "unavailable".
       return code.startsWith("08") || UNAVAILABLE_SQLSTATES.has(code);
     }

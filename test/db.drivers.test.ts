@@ -1,5 +1,7 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { chooseDriver, isDatabaseUnavailable } from "../lib/db.js";
 import { engines, type TestDatabase } from "./helpers/engines.js";
 
@@ -27,6 +29,26 @@ describe("chooseDriver", () => {
   it("lets an explicit driver win over the URL", () => {
     expect(chooseDriver({ url: "postgres://postgres@127.0.0.1:5432/test", driver: "neon" })).toBe("neon");
     expect(chooseDriver({ url: "postgres://u:p@ep-x.aws.neon.tech/app", driver: "pg" })).toBe("pg");
+  });
+});
+
+describe("errors of the connection itself", () => {
+  // Node's system errors carry a code of a SQLSTATE's shape (EPIPE): it is no answer of the server.
+  it("counts a broken pipe (EPIPE) as the database being unavailable", async () => {
+    // A reader that has closed its end of the pipe, and says so.
+    const child = spawn("sh", ["-c", "exec 0<&-; echo closed; sleep 10"], {
+      stdio: ["pipe", "pipe", "ignore"],
+    });
+    onTestFinished(() => {
+      child.kill();
+    });
+    await once(child.stdout, "data");
+    const failed = once(child.stdin, "error");
+    child.stdin.write("a query");
+    const [error] = await failed;
+
+    expect(error).toMatchObject({ code: "EPIPE" });
+    expect(isDatabaseUnavailable(error)).toBe(true);
   });
 });
 
