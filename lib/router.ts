@@ -38,7 +38,10 @@ export type AgentSession = {
    * result of the last take or renew); `null` when it holds none. `lock.version` is the fencing token.
    */
   readonly lock: Lock | null;
-  /** Takes the lock if no agent holds it (`If-None-Match: *`); refused with `held` otherwise. */
+  /**
+   * Takes the lock if no agent holds it (`If-None-Match: *`); refused with `held` otherwise, also
+   * when this session holds it already (the session then keeps it: renew or release it).
+   */
   take(ttlSeconds?: number): Promise<SetResult>;
   /**
    * Extends the held lock under its version (`If-Match`), with a new version; refused with
@@ -58,7 +61,10 @@ export function createRouter<Message>(options: RouterOptions<Message>) {
   function session(deviceId: string, agent: string, held: Lock | null): AgentSession {
     let lock = held;
     const keep = (result: SetResult) => {
-      lock = result.ok ? result.lock : null;
+      // Refused, it still holds the lock only when the current one is that very version: a take
+      // while holding it. Any other refusal means another agent's lock, or none.
+      if (result.ok) lock = result.lock;
+      else lock = lock && result.current?.version === lock.version ? result.current : null;
       return result;
     };
     return {

@@ -100,6 +100,20 @@ describe.each(Object.keys(backends) as (keyof typeof backends)[])("router %s", (
     expect(result).toMatchObject({ ok: false, reason: "held", current: { activeAgent: "billing" } });
   });
 
+  it("keeps the lock of a session routed by it through a refused take, and releases it", async () => {
+    const { router } = routerOver(backends[kind]());
+    const deviceId = newDevice();
+    await (await router.route(deviceId, "meeting")).session.take();
+    const { via, session } = await router.route(deviceId, "Tuesday at ten");
+    expect(via).toBe("lock");
+    const held = session.lock;
+
+    expect(await session.take()).toMatchObject({ ok: false, reason: "held", current: held });
+    expect(session.lock).toEqual(held);
+    expect(await session.release()).toEqual({ ok: true, cleared: true });
+    expect((await router.route(deviceId, "hello")).via).toBe("classifier");
+  });
+
   it("routes to the classifier again once the agent releases the lock", async () => {
     const { router } = routerOver(backends[kind]());
     const deviceId = newDevice();
