@@ -17,7 +17,7 @@ function wholeNumber(fallback: number, min: number, max: number) {
   );
 }
 
-function commaList(itemPattern: RegExp, rule: string) {
+function commaList(isItem: (item: string) => boolean, rule: string) {
   return z.pipe(
     z.string(),
     z.pipe(
@@ -27,12 +27,14 @@ function commaList(itemPattern: RegExp, rule: string) {
           .map((item) => item.trim())
           .filter((item) => item !== ""),
       ),
-      z.array(z.string().check(z.regex(itemPattern, rule))).check(z.minLength(1, rule)),
+      z.array(z.string().check(z.refine(isItem, rule))).check(z.minLength(1, rule)),
     ),
   );
 }
 
-const ORIGIN_PATTERN = /^https?:\/\/[^/\s,]+$/;
+/** A scheme, a host and maybe a port: no path, no user. */
+const ORIGIN_PATTERN = /^https?:\/\/[^/\s,?#@]+$/;
+const isOrigin = (value: string) => ORIGIN_PATTERN.test(value) && URL.canParse(value);
 
 const envSchema = z
   .object({
@@ -55,17 +57,21 @@ const envSchema = z
     DEFAULT_SESSION_TTL: wholeNumber(86_400, 1, 31_536_000),
     MAX_SESSION_TTL: wholeNumber(604_800, 1, 31_536_000),
     ALLOWED_AGENTS: z.optional(
-      commaList(AGENT_NAME_PATTERN, "must be a comma-separated list of agent names (A-Z a-z 0-9 _ . : -)"),
+      commaList(
+        (name) => AGENT_NAME_PATTERN.test(name),
+        "must be a comma-separated list of agent names (A-Z a-z 0-9 _ . : -)",
+      ),
     ),
     CRON_SECRET: z.optional(z.string()),
     CORS_ORIGINS: z.optional(
-      z.union([
-        z.literal("*"),
-        commaList(
-          ORIGIN_PATTERN,
-          "must be * or a comma-separated list of origins like https://chat.example.com",
-        ),
-      ]),
+      z.pipe(
+        z.union([
+          z.literal("*"),
+          commaList(isOrigin, "must be * or a comma-separated list of origins like https://chat.example.com"),
+        ]),
+        // As a browser sends its `Origin`: host in lower case, no default port.
+        z.transform((value) => (value === "*" ? value : value.map((origin) => new URL(origin).origin))),
+      ),
     ),
     PURGE_BATCH_SIZE: wholeNumber(5000, 1, 100_000),
     PURGE_TIME_BUDGET_MS: wholeNumber(20_000, 100, 900_000),

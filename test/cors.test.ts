@@ -61,6 +61,16 @@ describe.each(engines.slice(0, 1))("CORS on $name", (engine) => {
     expect(lookalike.headers.get("Access-Control-Allow-Origin")).toBeNull();
   });
 
+  it("allows an origin configured with capitals or its default port, as the browser sends it", async () => {
+    const routes = bindRoutes(database, {
+      CORS_ORIGINS: "https://Chat.Example.com:443, http://LOCALHOST:80",
+    });
+    for (const origin of [CHAT, "http://localhost"]) {
+      const response = await routes.sessionLock.OPTIONS(preflight(origin));
+      expect(response.headers.get("Access-Control-Allow-Origin")).toBe(origin);
+    }
+  });
+
   it("gives no cross-origin access at all when CORS_ORIGINS is unset", async () => {
     const routes = bindRoutes(database);
     const response = await routes.sessionLock.OPTIONS(preflight(CHAT));

@@ -68,6 +68,17 @@ describe("parseEnv", () => {
     expect(parseEnv({ DATABASE_DRIVER: "pglite" }).DATABASE_DRIVER).toBe("pglite");
   });
 
+  it.each([
+    ["https://chat.example.com:99999", "a port out of range"],
+    ["https://[::1", "an unclosed IPv6 bracket"],
+    ["https://chat.example.com/", "a path"],
+    ["https://user@chat.example.com", "a user"],
+  ])("refuses the origin %s in CORS_ORIGINS (%s)", (origin) => {
+    expect(messageFor({ CORS_ORIGINS: `https://ok.example.com,${origin}` })).toBe(
+      "Invalid environment: CORS_ORIGINS must be * or a comma-separated list of origins like https://chat.example.com",
+    );
+  });
+
   it("names every bad variable when there are several", () => {
     const message = messageFor({ PORT: "http", CORS_ORIGINS: "chat.example.com", PURGE_BATCH_SIZE: "1e3" });
     expect(message.replace("Invalid environment: ", "").split("; ").sort()).toEqual([
