@@ -216,7 +216,7 @@ function addCorsHeaders(
     headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS;
     headers["Access-Control-Max-Age"] = CORS_MAX_AGE_SECONDS;
   } else {
-    headers["Access-Control-Expose-Headers"] = "ETag, Retry-After, Date";
+    headers["Access-Control-Expose-Headers"] = "ETag, Retry-After, Date, X-Request-Id";
   }
 }
 
