@@ -214,18 +214,35 @@ export type Query = <Row = Record<string, unknown>>(
 
 type PoolLike = {
   query(config: { name?: string | undefined; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
+  options?: { connectionString?: string };
 };
+
+/**
+ * False for a URL that says `pgbouncer=true` (the marker Prisma uses for the same purpose): a
+ * pooler in transaction mode may run each statement on another server connection, where one
+ * prepared on the last is unknown or already there (PgBouncer before 1.21, or without
+ * `max_prepared_statements`). Neon's pooler (`-pooler.`, PgBouncer 1.22) keeps them per client.
+ */
+function namesStatements(url: string | undefined): boolean {
+  const parsed = url && URL.canParse(url) ? new URL(url) : null;
+  return parsed?.searchParams.get("pgbouncer") !== "true";
+}
 type PgliteLike = { query(text: string, params: unknown[]): Promise<{ rows: unknown[] }> };
 
 /**
  * The query function of a database, on its driver. node-postgres and Neon prepare a named
- * statement once per connection; PGlite runs in-process, where there is no round trip to save.
+ * statement once per connection, but for a URL that says `pgbouncer=true`; PGlite runs
+ * in-process, where there is no round trip to save.
  */
 export function queryOf(db: Database): Query {
   const client = clientOf(db);
   // Both pools (node-postgres and Neon's, which extends it) count their clients; PGlite does not.
   if ("totalCount" in client) {
     const pool = client as unknown as PoolLike;
+    if (!namesStatements(pool.options?.connectionString)) {
+      return async (statement, values = []) =>
+        (await pool.query({ text: statement.text, values })).rows as never[];
+    }
     return async (statement, values = []) =>
       (await pool.query({ name: statement.name, text: statement.text, values })).rows as never[];
   }

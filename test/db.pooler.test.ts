@@ -82,6 +82,44 @@ describe.each(networkEngines)("through PgBouncer on $name", (engine) => {
   });
 });
 
+/**
+ * Through a PgBouncer in transaction mode that knows nothing of prepared statements (1.18): every
+ * statement may run on another server connection, so the lib must send them unnamed.
+ */
+describe.each(networkEngines)("through a transaction-mode PgBouncer on $name", (engine) => {
+  let database: TestDatabase;
+  let bouncer: PgBouncer;
+
+  beforeAll(async () => {
+    database = await engine.open();
+    bouncer = await startPgBouncer(database.url ?? "", "transaction");
+  });
+  afterAll(async () => {
+    await bouncer?.close();
+    await database?.close();
+  });
+
+  it("sets and reads locks from many connections at once with pgbouncer=true", async () => {
+    const url = new URL(bouncer.url(database.url ?? ""));
+    url.searchParams.set("pgbouncer", "true");
+    const handle = await connect(engine.name as "pg" | "neon", url.toString(), { queryTimeoutMs: 2000 });
+    try {
+      const store = createLockStore(handle.db);
+      const devices = Array.from({ length: 20 }, () => randomUUID());
+      for (let round = 0; round < 3; round++) {
+        const sets = await Promise.all(
+          devices.map((id) => store.set(id, { agent: `agent-${round}`, ttlSeconds: 60 })),
+        );
+        expect(sets.every((result) => result.ok)).toBe(true);
+        const locks = await Promise.all(devices.map((id) => store.get(id)));
+        expect(locks.map((lock) => lock?.activeAgent)).toEqual(devices.map(() => `agent-${round}`));
+      }
+    } finally {
+      await handle.close();
+    }
+  });
+});
+
 /** The session's `statement_timeout`, as the server has it. */
 async function statementTimeout(db: Database): Promise<string | undefined> {
   const [row] = await queryOf(db)<{ statement_timeout: string }>({ text: "show statement_timeout" });

@@ -16,11 +16,15 @@ export type PgBouncer = {
 
 /**
  * Starts a real PgBouncer in front of the server of `serverUrl` (trust auth, as the test server
- * has), on a free port, in session mode: the Debian package's 1.18 forwards named prepared
- * statements only in session mode (Neon's newer PgBouncer also in transaction mode). What a test
- * checks here, its handling of startup parameters, is the same in every mode.
+ * has), on a free port. In transaction mode, the Debian package's 1.18 hands each transaction any
+ * server connection and knows nothing of prepared statements (Neon's 1.22 keeps them per client),
+ * so a statement prepared on one connection is unknown, or already there, on the next.
+ * @param poolMode @default "session"
  */
-export async function startPgBouncer(serverUrl: string): Promise<PgBouncer> {
+export async function startPgBouncer(
+  serverUrl: string,
+  poolMode: "session" | "transaction" = "session",
+): Promise<PgBouncer> {
   if (!existsSync(PGBOUNCER_BIN)) {
     throw new Error(`No PgBouncer at ${PGBOUNCER_BIN}: apt-get install pgbouncer (CI does).`);
   }
@@ -41,7 +45,7 @@ export async function startPgBouncer(serverUrl: string): Promise<PgBouncer> {
       "unix_socket_dir =",
       "auth_type = trust",
       `auth_file = ${join(dir, "users.txt")}`,
-      "pool_mode = session",
+      `pool_mode = ${poolMode}`,
       "",
     ].join("\n"),
   );
