@@ -1,6 +1,8 @@
 import * as fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseEnv } from "../lib/env.js";
 import { problemSchema } from "../lib/openapi.js";
+import { describeDatabase } from "../scripts/describe-database.js";
 import { engines, type TestDatabase } from "./helpers/engines.js";
 import { fcParams } from "./helpers/fc.js";
 import { expireLock } from "./helpers/locks.js";
@@ -144,5 +146,19 @@ describe.each(engines.slice(0, 1))("the cron secret on $name", (engine) => {
       expect(problemSchema.parse(JSON.parse(text)).code).toBe("misconfigured");
       expect(text).not.toContain(fifteen);
     }
+  });
+});
+
+describe("the database line npm run dev prints", () => {
+  it("masks every password node-postgres reads from the URL, and keeps the rest", () => {
+    const env = parseEnv({
+      DATABASE_URL:
+        "postgres://app:in-userinfo@db.example.com:5432/locks?password=in-query&sslpassword=for-key&sslmode=require",
+    });
+    const line = describeDatabase(env, "pg");
+    for (const secret of ["in-userinfo", "in-query", "for-key"]) expect(line).not.toContain(secret);
+    expect(line).toBe(
+      "Postgres (node-postgres) at postgres://app:****@db.example.com:5432/locks?password=****&sslpassword=****&sslmode=require",
+    );
   });
 });
