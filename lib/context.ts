@@ -103,8 +103,14 @@ export function createContext(env: Env, options: ContextOptions = {}): Context {
 
 async function openFromEnv(env: Env): Promise<DatabaseHandle> {
   const handle = await openDatabase(databaseOptionsFromEnv(env));
-  // The embedded database has no deploy step to migrate it: do it when it opens.
-  if (handle.driver === "pglite") await migrate(handle);
+  // The embedded database has no deploy step to migrate it: do it when it opens. Closed when that
+  // fails, so that the next request's open does not find it still holding its folder.
+  if (handle.driver === "pglite") {
+    await migrate(handle).catch(async (error: unknown) => {
+      await handle.close();
+      throw error;
+    });
+  }
   return handle;
 }
 

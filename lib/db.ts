@@ -1,4 +1,5 @@
-import { mkdir } from "node:fs/promises";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { resolve } from "node:path";
 import type { PGlite } from "@electric-sql/pglite";
 import type { Pool as NeonPool } from "@neondatabase/serverless";
 import type pg from "pg";
@@ -86,9 +87,59 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
 
 async function openPglite(dir: string): Promise<DatabaseHandle> {
   const { PGlite } = await import("@electric-sql/pglite");
-  if (!dir.includes("://")) await mkdir(dir, { recursive: true });
-  const client = await PGlite.create(dir);
-  return { db: client, driver: "pglite", close: () => client.close() };
+  if (dir.includes("://")) {
+    const client = await PGlite.create(dir);
+    return { db: client, driver: "pglite", close: () => client.close() };
+  }
+  await mkdir(dir, { recursive: true });
+  const unlock = await lockFolder(dir);
+  const client = await PGlite.create(dir).catch(async (error: unknown) => {
+    await unlock();
+    throw error;
+  });
+  return {
+    db: client,
+    driver: "pglite",
+    async close() {
+      await client.close();
+      await unlock();
+    },
+  };
+}
+
+/**
+ * Takes `<dir>.lock` for this process: PGlite, unlike a Postgres server, lets a second process (or
+ * a second open in this one) run on the same folder, where the two would hand out the same
+ * versions and overwrite each other's files. A lock whose process is gone (a crash) is taken over.
+ * @returns what releases it
+ */
+async function lockFolder(dir: string): Promise<() => Promise<void>> {
+  const path = `${resolve(dir)}.lock`;
+  for (;;) {
+    try {
+      await writeFile(path, String(process.pid), { flag: "wx" });
+      return () => rm(path, { force: true });
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== "EEXIST") throw error;
+      const holder = Number(await readFile(path, "utf8").catch(() => ""));
+      if (isRunning(holder)) {
+        throw new Error(
+          `The embedded database at ${dir} is in use by process ${holder}: stop it, or set PGLITE_DIR to another folder.`,
+        );
+      }
+      await rm(path, { force: true });
+    }
+  }
+}
+
+function isRunning(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: unknown }).code === "EPERM";
+  }
 }
 
 /** How long a pooled connection may sit idle before the pool closes it. */

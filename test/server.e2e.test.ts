@@ -135,6 +135,24 @@ describe("npm run dev on a database that does not answer", () => {
   });
 });
 
+describe("two npm run dev on one embedded database", () => {
+  it("stops the second with 1, naming the folder and the process that has it", async () => {
+    const pgliteDir = join(await mkdtemp(join(tmpdir(), "dev-twice-")), "pglite");
+    const first = await startDevServer({ PGLITE_DIR: pgliteDir });
+    try {
+      const second = runDev({ PORT: String(await unusedPort()), PGLITE_DIR: pgliteDir });
+      expect(await second.exitCode).toBe(1);
+      expect(second.stderr()).toContain(
+        `The embedded database at ${pgliteDir} is in use by process ${first.child.pid}`,
+      );
+      const health = await fetch(`${first.url}/api/health`);
+      expect(health.status).toBe(200);
+    } finally {
+      await first.kill("SIGINT");
+    }
+  });
+});
+
 describe("npm run dev with a bad environment", () => {
   it("exits with 1 and names the variable", async () => {
     const dev = runDev({ PORT: "http" });
