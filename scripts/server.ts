@@ -81,10 +81,22 @@ export async function startLocalServer(options: LocalServerOptions) {
   return {
     url: `http://${options.hostname ?? "127.0.0.1"}:${port}`,
     port,
-    /** Stops accepting, ends idle keep-alive connections and waits for the rest. */
-    close: () =>
+    /**
+     * Stops accepting, ends idle keep-alive connections, waits for the rest and ends them after
+     * `graceMs`: a client that never finishes its request (a stalled upload) would hold the close
+     * for as long as it stays, since a closing server no longer times requests out.
+     * @param graceMs @default 2000
+     */
+    close: (graceMs = 2000) =>
       new Promise<void>((resolve, reject) => {
-        server.close((error) => (error ? reject(error) : resolve()));
+        const cut = setTimeout(() => {
+          if ("closeAllConnections" in server) server.closeAllConnections();
+        }, graceMs);
+        server.close((error) => {
+          clearTimeout(cut);
+          if (error) reject(error);
+          else resolve();
+        });
         if ("closeIdleConnections" in server) server.closeIdleConnections();
       }),
   };

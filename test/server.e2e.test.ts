@@ -1,10 +1,10 @@
 import { once } from "node:events";
 import { existsSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
-import { type AddressInfo, createServer } from "node:net";
+import { type AddressInfo, connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
 import { problemSchema } from "../lib/openapi.js";
 import { startSilentServer } from "./client.fixtures.js";
 import { type DevServer, spawnDev, startDevServer } from "./helpers/dev-server.js";
@@ -132,6 +132,53 @@ describe("npm run dev on a database that does not answer", () => {
     } finally {
       await silent.close();
     }
+  });
+});
+
+describe("npm run dev stopping", () => {
+  it("closes on Ctrl-C while a client holds a request it never finishes", async () => {
+    const dev = await startDevServer({ PGLITE_DIR: "memory://" });
+    const { port } = new URL(dev.url);
+    const stalled = connect(Number(port), "127.0.0.1");
+    onTestFinished(() => {
+      stalled.destroy();
+    });
+    await once(stalled, "connect");
+    stalled.write("GET /api/health HTTP/1.1\r\nHost: localhost\r\n"); // no blank line: unfinished
+
+    const stopped = dev.kill("SIGINT");
+    const { code } = await vi.waitFor(() => stopped, { timeout: 10_000 });
+    expect(code).toBe(0);
+    expect(stalled.destroyed || stalled.readableEnded).toBe(true);
+  });
+
+  it("waits for the migrations on a Ctrl-C during the start, then closes the database", async () => {
+    const pgliteDir = join(await mkdtemp(join(tmpdir(), "dev-start-")), "pglite");
+    const port = await unusedPort();
+    const child = spawnDev({ PORT: String(port), PGLITE_DIR: pgliteDir });
+    let output = "";
+    child.stdout?.on("data", (chunk) => {
+      output += chunk;
+    });
+    const exited = once(child, "exit");
+    // The port opens before the database: a fresh folder then takes seconds to create and migrate.
+    await vi.waitFor(
+      () =>
+        new Promise<void>((resolve, reject) => {
+          const probe = connect(port, "127.0.0.1", () => {
+            probe.destroy();
+            resolve();
+          }).on("error", reject);
+        }),
+      { timeout: 30_000, interval: 20 },
+    );
+    expect(output).not.toMatch(/listening/);
+    child.kill("SIGINT");
+
+    const [code, signal] = await exited;
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+    expect(output).toMatch(/SIGINT: closing the server and the database/);
+    expect(existsSync(`${pgliteDir}.lock`)).toBe(false);
   });
 });
 
