@@ -10,8 +10,11 @@ import type { Context } from "../lib/context.js";
 import { ApiError } from "../lib/errors.js";
 import { type BoundRoute, problemResponse } from "../lib/http.js";
 
-/** An `api/` file as Vercel sees it: the URL path, and the route bound as the module binds it. */
-type ApiModule = { path: string; handlers: BoundRoute };
+/**
+ * An `api/` file as Vercel sees it: the URL path, the file's own path (which Vercel serves too,
+ * e.g. `/api/health.ts`), and the route bound as the module binds it.
+ */
+type ApiModule = { path: string; filePath: string; handlers: BoundRoute };
 
 /**
  * Finds every function in `apiDir` and maps it to its URL the way Vercel does:
@@ -26,13 +29,11 @@ export async function loadApiRoutes(apiDir: string, context?: () => Context): Pr
   return Promise.all(
     files.map(async (file) => {
       const module = await import(pathToFileURL(join(apiDir, file)).href);
-      const route = relative(".", file)
-        .replace(/\\/g, "/")
-        .replace(/\.ts$/, "")
-        .replace(/(^|\/)index$/, "");
+      const filePath = relative(".", file).replace(/\\/g, "/");
+      const route = filePath.replace(/\.ts$/, "").replace(/(^|\/)index$/, "");
       // Bound as the module's exports are (`route()`), or to `context`.
       const handlers: BoundRoute = module.route(context);
-      return { path: `/api/${route}`.replace(/\/$/, ""), handlers };
+      return { path: `/api/${route}`.replace(/\/$/, ""), filePath: `/api/${filePath}`, handlers };
     }),
   );
 }
@@ -55,9 +56,9 @@ export async function startLocalServer(options: LocalServerOptions) {
   const aliases = await literalRewrites();
   // Each function by its exact path, so that a request for one goes straight to its handler.
   const functions = new Map<string, BoundRoute>();
-  for (const { path, handlers } of await loadApiRoutes(options.apiDir ?? "api", options.context)) {
+  for (const { path, filePath, handlers } of await loadApiRoutes(options.apiDir ?? "api", options.context)) {
     const serve = (c: HonoContext) => handlers.any(c.req.raw);
-    for (const source of [path, ...(aliases.get(path) ?? [])]) {
+    for (const source of [path, filePath, ...(aliases.get(path) ?? [])]) {
       // The first route of a path wins, as in Hono's router below.
       if (!functions.has(source)) functions.set(source, handlers);
       app.all(source, serve);

@@ -107,9 +107,10 @@ describe.each(engines.slice(0, 1))("paths and methods over HTTP on $name", (engi
     await database?.close();
   });
 
-  it("serves a function at its exact path, query string or not, and other spellings of it as 404", async () => {
+  it("serves a function at its exact path and its file's, query string or not, and other spellings as 404", async () => {
     const headers = { "X-Device-ID": "7d4f0e4e-3b9a-4c1e-9a51-1b2c3d4e5f60" };
-    for (const path of ["/api/session-lock", "/api/session-lock?x=1"]) {
+    // Vercel serves a function at its file's path too (its routes match `\.ts` as well).
+    for (const path of ["/api/session-lock", "/api/session-lock?x=1", "/api/session-lock.ts"]) {
       const response = await send(server.url, "GET", path, headers);
       expect(response.status, path).toBe(200);
       expect(JSON.parse(response.body)).toMatchObject({
