@@ -71,6 +71,14 @@ const invalidRequests: [label: string, code: string, request: () => Request][] =
     () => lockRequest("PUT", newDeviceId(), { body: { agent: "scheduling", pad: "x".repeat(5000) } }),
   ],
   [
+    "PUT over 4 KiB, with its Content-Length",
+    "payload_too_large",
+    () => {
+      const body = JSON.stringify({ agent: "scheduling", pad: "x".repeat(5000) });
+      return lockRequest("PUT", newDeviceId(), { body, headers: { "Content-Length": String(body.length) } });
+    },
+  ],
+  [
     "PUT with a weak If-Match",
     "invalid_precondition",
     () =>
