@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
 import { createLockClient, type LockClient, type LockClientError } from "../lib/client.js";
 import { type DatabaseHandle, openDatabase, queryOf } from "../lib/db.js";
 import {
@@ -83,7 +83,7 @@ describe("retries", () => {
     expect(second?.headers["x-device-id"]).toBe(id);
   });
 
-  it("retries a 503 without Retry-After after a short jittered backoff", async () => {
+  it("retries a 503 without Retry-After after a jittered backoff that doubles its cap", async () => {
     const id = deviceId();
     const server = await startScriptedServer([
       databaseUnavailable(),
@@ -91,11 +91,18 @@ describe("retries", () => {
       lockAnswer(id, null),
     ]);
     onTestFinished(() => server.close());
-    const client = createLockClient({ baseUrl: server.url, retry: { baseDelayMs: 50, maxDelayMs: 100 } });
-    const startedAt = performance.now();
+    // The jitter's draw, fixed at half: waits of half of each cap, 100 ms and then 200 ms.
+    const random = vi.spyOn(Math, "random").mockReturnValue(0.5);
+    onTestFinished(() => random.mockRestore());
+    const client = createLockClient({ baseUrl: server.url, retry: { baseDelayMs: 200, maxDelayMs: 400 } });
     expect(await client.get(id)).toBeNull();
-    expect(server.seen).toHaveLength(3);
-    expect(performance.now() - startedAt).toBeLessThan(900);
+    const at = server.seen.map((request) => request.at);
+    expect(at).toHaveLength(3);
+    const gaps = [(at[1] ?? 0) - (at[0] ?? 0), (at[2] ?? 0) - (at[1] ?? 0)];
+    expect(gaps[0]).toBeGreaterThanOrEqual(99);
+    expect(gaps[1]).toBeGreaterThanOrEqual(199);
+    // Not the cap itself (400 ms on the second), nor a Retry-After's whole second.
+    expect(gaps[1]).toBeLessThan(390);
   });
 
   it("gives up at once when Retry-After would overrun the time budget", async () => {

@@ -18,7 +18,8 @@ describe.each(engines)("health on $name", (engine) => {
     expect(response.headers.get("Cache-Control")).toBe("no-store");
     const body = healthSchema.parse(await response.json());
     expect(body.status).toBe("ok");
-    if (body.status === "ok") expect(body.database.latencyMs).toBeGreaterThanOrEqual(0);
+    // A real round trip, measured: above the 0.01 ms the value is rounded to.
+    expect(body.status === "ok" && body.database.latencyMs).toBeGreaterThan(0);
   });
 });
 

@@ -24,7 +24,8 @@ describe.each(engines.slice(0, 1))("request logs on $name", (engine) => {
       status: 200,
       requestId: response.headers.get("X-Request-Id"),
     });
-    expect(routes.logs[0]?.durationMs).toBeTypeOf("number");
+    // Measured: more than the 0.01 ms it is rounded to, for a statement on the database.
+    expect(routes.logs[0]?.durationMs).toBeGreaterThan(0);
   });
 
   it("uses Vercel's x-vercel-id as the request id", async () => {
