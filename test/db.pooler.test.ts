@@ -65,7 +65,8 @@ describe.each(networkEngines)("through PgBouncer on $name", (engine) => {
       const set = await store.set(deviceId, { agent: "billing", ttlSeconds: 60 });
       expect(set.ok && set.lock?.activeAgent).toBe("billing");
       expect((await store.get(deviceId))?.activeAgent).toBe("billing");
-      expect((await store.clear(deviceId)).ok).toBe(true);
+      expect(await store.clear(deviceId)).toEqual({ ok: true, cleared: true });
+      expect(await store.get(deviceId)).toBeNull();
       expect(await statementTimeout(handle.db)).toBe("0");
     } finally {
       await handle.close();

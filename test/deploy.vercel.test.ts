@@ -56,6 +56,7 @@ describe("vercel.json under Vercel's own builder detection", () => {
   it("schedules the cron on a path that a function serves", async () => {
     const { config, detected } = await detect();
     const functions = Object.keys(settingsByFunction(detected.builders));
+    expect(config.crons).toEqual([expect.objectContaining({ path: "/api/cron/purge-expired" })]);
     for (const cron of config.crons) {
       expect(functions).toContain(`${cron.path.slice(1)}.ts`);
       // Once a day at most: what Vercel's Hobby plan runs.
