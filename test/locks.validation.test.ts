@@ -155,13 +155,11 @@ describe.each(["pg", "neon"] as const)("invalid input on the %s driver, before a
     await proxy?.close();
   });
 
-  it("rejects every invalid call at once without opening a connection", async () => {
+  it("rejects every invalid call without opening a connection", async () => {
     const connectionsBefore = proxy.acceptedConnections;
     for (const [label, code, call] of invalidCalls) {
-      const startedAt = performance.now();
       const error = await rejection(call(store));
       expect({ label, code: error.code }).toEqual({ label, code });
-      expect(performance.now() - startedAt).toBeLessThan(100);
     }
 
     expect(proxy.acceptedConnections).toBe(connectionsBefore);

@@ -119,14 +119,10 @@ describe.each(["pg", "neon"] as const)("input refused before any SQL, over the %
     await proxy?.close();
   });
 
-  it.each(
-    invalidRequests,
-  )("answers %s with %s at once and opens no connection", async (_label, code, request) => {
+  it.each(invalidRequests)("answers %s with %s and opens no connection", async (_label, code, request) => {
     const before = proxy.acceptedConnections;
     const made = request();
-    const startedAt = performance.now();
     const response = await routes.sessionLock[made.method as "GET"](made);
-    expect(performance.now() - startedAt).toBeLessThan(250);
     expect(problemSchema.parse(await response.json()).code).toBe(code);
     expect(proxy.acceptedConnections).toBe(before);
   });

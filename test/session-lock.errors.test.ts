@@ -173,7 +173,7 @@ describe.each(engines)("session-lock errors on $name", (engine) => {
 });
 
 describe("session-lock when the database fails", () => {
-  it("answers 503 database_unavailable with Retry-After, within the connect timeout, when refused", async () => {
+  it("answers 503 database_unavailable with Retry-After when the connection is refused, without waiting out a timeout", async () => {
     const handle = await openDatabase({ url: "postgres://postgres@127.0.0.1:1/none", connectTimeoutMs: 500 });
     const routes = bindRoutes(handle);
     try {
