@@ -12,7 +12,11 @@ import {
 } from "drizzle-orm/pg-core";
 
 /** Source of fencing tokens: one sequence, so versions only ever grow, across clears and purges too. */
-export const lockVersionSequence = pgSequence("conversation_states_version_seq", { startWith: 1 });
+export const lockVersionSequence = pgSequence("conversation_states_version_seq", {
+  startWith: 1,
+  // The largest version JavaScript reads exactly (2^53 - 1): past it, nextval fails instead.
+  maxValue: Number.MAX_SAFE_INTEGER,
+});
 
 /** One row per device that holds (or held, until purged) a lock. */
 export const conversationStates = pgTable(

@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { clientOf, type Database } from "../lib/db.js";
+import { clientOf, type Database, queryOf } from "../lib/db.js";
+import { errorChain } from "../lib/errors.js";
 import { createLockStore, type LockStore, type PurgeResult } from "../lib/locks.js";
 import { conversationStates } from "../lib/schema.js";
 import { engines, networkEngines, type TestDatabase } from "./helpers/engines.js";
@@ -339,6 +340,63 @@ describe.each(networkEngines)("two expiry-order purges at once beside a writer o
     } finally {
       await holder.end();
       await observer.end();
+      await database.close();
+    }
+  });
+});
+
+describe.each(engines)("an expiry-order purge in a session whose DateStyle is not ISO on $name", (engine) => {
+  it("reads each batch's cutoff back exactly and purges every expired row", async () => {
+    // One connection, so that the session's settings are those of every statement.
+    const database = await engine.open({ poolMax: 1 });
+    try {
+      await database.db.execute(sql`set datestyle = 'SQL, DMY'`);
+      // IST: India's +05:30 to this zone, Israel's +02 to Postgres 17 and older reading it back.
+      await database.db.execute(sql`set timezone = 'Asia/Kolkata'`);
+      await database.db.execute(sql`
+        insert into ${conversationStates} (device_id, active_agent, locked_at, session_ttl, expires_at, version)
+        select gen_random_uuid(), 'live', now(), 86400, now() + interval '1 day',
+          nextval('conversation_states_version_seq')
+        from generate_series(1, 2000)`);
+      // Twenty expired locks, half an hour apart over ten hours: fewer than the pages, expiry order.
+      await database.db.execute(sql`
+        insert into ${conversationStates} (device_id, active_agent, locked_at, session_ttl, expires_at, version)
+        select gen_random_uuid(), 'old', now() - interval '11 hours', 60,
+          now() - make_interval(mins => 30 * i), nextval('conversation_states_version_seq')
+        from generate_series(1, 20) as i`);
+      const recorded = recordStatements(database.db);
+
+      const result = await createLockStore(recorded.db).purgeExpired({ batchSize: 3, ...NO_BUDGET_LIMIT });
+      expect(recorded.walkedHeap()).toBe(false);
+      expect(result).toMatchObject({ purged: 20, complete: true });
+      const left = await queryOf(database.db)({
+        text: "select count(*)::int as n from conversation_states where expires_at <= now()",
+      });
+      expect(left).toEqual([{ n: 0 }]);
+    } finally {
+      await database.close();
+    }
+  });
+});
+
+describe.each(engines)("versions at the end of what JavaScript reads exactly on $name", (engine) => {
+  it("hands out 2^53 - 1 exactly, then fails rather than hand out a version it cannot read", async () => {
+    const database = await engine.open();
+    try {
+      await database.db.execute(
+        sql`select setval('conversation_states_version_seq', ${Number.MAX_SAFE_INTEGER - 1})`,
+      );
+      const store = createLockStore(database.db);
+      const take = (deviceId: string) =>
+        store.set(deviceId, { agent: "billing", condition: { kind: "ifAbsent" } });
+      const last = await take(randomUUID());
+      expect(last.ok && last.lock.version).toBe(Number.MAX_SAFE_INTEGER);
+      const past = await take(randomUUID()).catch((error: unknown) => error);
+      // nextval: "reached maximum value of sequence" (SQLSTATE 2200H).
+      expect([...errorChain(past)].some((error) => (error as { code?: unknown }).code === "2200H")).toBe(
+        true,
+      );
+    } finally {
       await database.close();
     }
   });
