@@ -59,6 +59,19 @@ export type SetLockInput = { agent: string; ttlSeconds?: number | undefined; con
 export type LockStore = ReturnType<typeof createLockStore>;
 
 const ALWAYS: Condition = { kind: "always" };
+/** The largest Postgres `integer`: `session_ttl`, and the purge functions' `batch_size`. */
+const INT4_MAX = 2_147_483_647;
+
+/** The version an `ifVersion` condition names, once it is one the sequence can have given. */
+function versionOf(condition: { version: number }): number {
+  if (!(Number.isSafeInteger(condition.version) && condition.version >= 0)) {
+    throw new ApiError(
+      "invalid_precondition",
+      `The version to match must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}.`,
+    );
+  }
+  return condition.version;
+}
 
 /**
  * The lock operations over one database. Get, set and clear are each one prepared SQL statement
@@ -68,6 +81,11 @@ const ALWAYS: Condition = { kind: "always" };
 export function createLockStore(db: Database, options: LockStoreOptions = {}) {
   const defaultTtlSeconds = options.defaultTtlSeconds ?? 86_400;
   const maxTtlSeconds = options.maxTtlSeconds ?? 604_800;
+  if (!(Number.isInteger(maxTtlSeconds) && maxTtlSeconds >= 1 && maxTtlSeconds <= INT4_MAX)) {
+    throw new RangeError(
+      `maxTtlSeconds must be a whole number from 1 to ${INT4_MAX} (session_ttl is an integer).`,
+    );
+  }
   if (
     !(Number.isInteger(defaultTtlSeconds) && defaultTtlSeconds >= 1 && defaultTtlSeconds <= maxTtlSeconds)
   ) {
@@ -108,7 +126,7 @@ export function createLockStore(db: Database, options: LockStoreOptions = {}) {
         return row ? { ok: true, lock: toLock(row) } : refusal(deviceId, "held");
       }
       case "ifVersion": {
-        const [row] = await query<LockRow>(SQL.setIfVersion, [...params, condition.version]);
+        const [row] = await query<LockRow>(SQL.setIfVersion, [...params, versionOf(condition)]);
         return row ? { ok: true, lock: toLock(row) } : refusal(deviceId, "version_mismatch");
       }
       case "ifPresent": {
@@ -127,7 +145,7 @@ export function createLockStore(db: Database, options: LockStoreOptions = {}) {
         return { ok: true, cleared: row?.active === true };
       }
       case "ifVersion": {
-        const [row] = await query(SQL.clearIfVersion, [deviceId, condition.version]);
+        const [row] = await query(SQL.clearIfVersion, [deviceId, versionOf(condition)]);
         return row ? { ok: true, cleared: true } : refusal(deviceId, "version_mismatch");
       }
       case "ifPresent": {
@@ -158,8 +176,11 @@ export function createLockStore(db: Database, options: LockStoreOptions = {}) {
    */
   async function purgeExpired(limits: { batchSize: number; timeBudgetMs: number }): Promise<PurgeResult> {
     const { batchSize, timeBudgetMs } = limits;
-    if (!(Number.isInteger(batchSize) && batchSize >= 1)) {
-      throw new RangeError("batchSize must be a whole number of at least 1.");
+    if (!(Number.isInteger(batchSize) && batchSize >= 1 && batchSize <= INT4_MAX)) {
+      throw new RangeError(`batchSize must be a whole number from 1 to ${INT4_MAX}.`);
+    }
+    if (!(Number.isFinite(timeBudgetMs) && timeBudgetMs >= 0)) {
+      throw new RangeError("timeBudgetMs must be a finite number of milliseconds, at least 0.");
     }
     const startedAt = performance.now();
     const [order] = await query<{ heap: boolean; pages: number }>(SQL.purgeOrder, [batchSize]);

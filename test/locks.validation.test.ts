@@ -82,6 +82,25 @@ const invalidCalls: Call[] = [
     (store) => store.set(VALID_ID, { agent: " scheduling", condition: { kind: "ifAbsent" } }),
   ],
   ["clear with ifAbsent", "invalid_precondition", (store) => store.clear(VALID_ID, { kind: "ifAbsent" })],
+  ...(
+    [
+      ["fractional", 1.5],
+      ["NaN", Number.NaN],
+      ["negative", -1],
+      ["past 2^53", 1e20],
+    ] as const
+  ).flatMap(([label, version]): Call[] => [
+    [
+      `set under ifVersion with a ${label} version`,
+      "invalid_precondition",
+      (store) => store.set(VALID_ID, { agent: "scheduling", condition: { kind: "ifVersion", version } }),
+    ],
+    [
+      `clear under ifVersion with a ${label} version`,
+      "invalid_precondition",
+      (store) => store.clear(VALID_ID, { kind: "ifVersion", version }),
+    ],
+  ]),
 ];
 
 const storeOptions = {
@@ -118,6 +137,16 @@ describe.each(engines)("invalid input on $name", (engine) => {
 
     expect(await countRows(database.db)).toBe(rowsBefore);
     expect(await store.get(VALID_ID)).toBeNull();
+  });
+
+  it("refuses a store whose TTLs and purge limits the database's integers cannot hold", async () => {
+    expect(() => createLockStore(database.db, { maxTtlSeconds: 3e9 })).toThrow(/maxTtlSeconds must be/);
+    await expect(store.purgeExpired({ batchSize: 2 ** 31, timeBudgetMs: 1000 })).rejects.toThrow(
+      /batchSize must be a whole number from 1 to 2147483647/,
+    );
+    await expect(store.purgeExpired({ batchSize: 10, timeBudgetMs: Number.NaN })).rejects.toThrow(
+      /timeBudgetMs must be a finite number/,
+    );
   });
 
   it("accepts the boundaries: a 50-character agent, TTLs of 1 and the maximum, an allowed agent", async () => {
