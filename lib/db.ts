@@ -1,4 +1,5 @@
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { randomUUID } from "node:crypto";
+import { link, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import type { PGlite } from "@electric-sql/pglite";
 import type { Pool as NeonPool } from "@neondatabase/serverless";
@@ -87,12 +88,14 @@ export async function openDatabase(options: DatabaseOptions): Promise<DatabaseHa
 
 async function openPglite(dir: string): Promise<DatabaseHandle> {
   const { PGlite } = await import("@electric-sql/pglite");
-  if (dir.includes("://")) {
+  // A folder on this disk, as a path or as PGlite's file:// (memory:// and the like keep none).
+  const folder = dir.startsWith("file://") ? dir.slice("file://".length) : dir.includes("://") ? null : dir;
+  if (folder === null) {
     const client = await PGlite.create(dir);
     return { db: client, driver: "pglite", close: () => client.close() };
   }
-  await mkdir(dir, { recursive: true });
-  const unlock = await lockFolder(dir);
+  await mkdir(folder, { recursive: true });
+  const unlock = await lockFolder(folder);
   const client = await PGlite.create(dir).catch(async (error: unknown) => {
     await unlock();
     throw error;
@@ -101,34 +104,66 @@ async function openPglite(dir: string): Promise<DatabaseHandle> {
     db: client,
     driver: "pglite",
     async close() {
-      await client.close();
-      await unlock();
+      try {
+        await client.close();
+      } finally {
+        await unlock();
+      }
     },
   };
 }
 
+/** The lock files this process holds: its own pid in another one is a stale lock. */
+const heldLocks = new Set<string>();
+
 /**
  * Takes `<dir>.lock` for this process: PGlite, unlike a Postgres server, lets a second process (or
  * a second open in this one) run on the same folder, where the two would hand out the same
- * versions and overwrite each other's files. A lock whose process is gone (a crash) is taken over.
+ * versions and overwrite each other's files. A lock whose process is gone (a crash) is taken over,
+ * also one with this process's own pid from an earlier life (a container starts at the same pid).
  * @returns what releases it
  */
 async function lockFolder(dir: string): Promise<() => Promise<void>> {
   const path = `${resolve(dir)}.lock`;
-  for (;;) {
-    try {
-      await writeFile(path, String(process.pid), { flag: "wx" });
-      return () => rm(path, { force: true });
-    } catch (error) {
-      if ((error as { code?: unknown }).code !== "EEXIST") throw error;
-      const holder = Number(await readFile(path, "utf8").catch(() => ""));
-      if (isRunning(holder)) {
+  const token = `${process.pid} ${randomUUID()}`;
+  // Written whole under another name, then linked in: the lock never exists without its pid.
+  const draft = `${path}.${randomUUID()}`;
+  await writeFile(draft, token);
+  const ownLock = async () => {
+    heldLocks.add(path);
+    return async () => {
+      heldLocks.delete(path);
+      await rm(path, { force: true });
+    };
+  };
+  try {
+    for (;;) {
+      try {
+        await link(draft, path);
+        return await ownLock();
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== "EEXIST") throw error;
+      }
+      const holder = Number((await readFile(path, "utf8").catch(() => "")).split(" ")[0]);
+      if (heldLocks.has(path) || (holder !== process.pid && isRunning(holder))) {
         throw new Error(
           `The embedded database at ${dir} is in use by process ${holder}: stop it, or set PGLITE_DIR to another folder.`,
         );
       }
+      // Taken over: another process that found the same stale lock may have removed ours after
+      // we linked it, and linked its own. The one whose lock is there a moment later has it.
       await rm(path, { force: true });
+      try {
+        await link(draft, path);
+      } catch (error) {
+        if ((error as { code?: unknown }).code === "EEXIST") continue;
+        throw error;
+      }
+      await new Promise((resolvePause) => setTimeout(resolvePause, 50));
+      if ((await readFile(path, "utf8").catch(() => "")) === token) return await ownLock();
     }
+  } finally {
+    await rm(draft, { force: true });
   }
 }
 

@@ -40,6 +40,22 @@ describe("an embedded database's folder", () => {
     expect(await queryOf(handle.db)({ text: "select 1 as one" })).toEqual([{ one: 1 }]);
   });
 
+  it("takes over a lock with this process's own pid that no open here holds (a container's restart)", async () => {
+    const dir = await newFolder();
+    await writeFile(`${dir}.lock`, `${process.pid} from-an-earlier-life`);
+
+    const handle = await openDatabase({ pgliteDir: dir });
+    onTestFinished(() => handle.close());
+    expect(await queryOf(handle.db)({ text: "select 1 as one" })).toEqual([{ one: 1 }]);
+  });
+
+  it("locks a folder given as PGlite's file:// too", async () => {
+    const dir = await newFolder();
+    const first = await openDatabase({ pgliteDir: `file://${dir}` });
+    onTestFinished(() => first.close());
+    await expect(openDatabase({ pgliteDir: dir })).rejects.toThrow(`is in use by process ${process.pid}`);
+  });
+
   it("is let go when its migrations fail, so the next request finds the same failure", async () => {
     const dir = await newFolder();
     // A migrations table drizzle cannot read: every migration run fails at once.
