@@ -4,7 +4,7 @@ import { resolve } from "node:path";
 import type { PGlite } from "@electric-sql/pglite";
 import type { Pool as NeonPool } from "@neondatabase/serverless";
 import type pg from "pg";
-import type { Env } from "./env.js";
+import { type Env, parseDatabaseUrl } from "./env.js";
 import { errorChain, isWrappedQueryError } from "./errors.js";
 
 /**
@@ -75,7 +75,7 @@ export function databaseOptionsFromEnv(env: Env): DatabaseOptions {
 export function chooseDriver(options: Pick<DatabaseOptions, "url" | "driver">): Driver {
   if (options.driver) return options.driver;
   if (!options.url) return "pglite";
-  return new URL(options.url).hostname.endsWith(".neon.tech") ? "neon" : "pg";
+  return parseDatabaseUrl(options.url)?.hostname.endsWith(".neon.tech") ? "neon" : "pg";
 }
 
 /** Opens a database; no connection is made until the first query (PGlite starts at once). */
@@ -187,7 +187,7 @@ export const POOL_IDLE_TIMEOUT_MS = 30_000;
  * `pgbouncer=true` (the marker Prisma uses).
  */
 export function isPoolerUrl(url: string): boolean {
-  const parsed = URL.canParse(url) ? new URL(url) : null;
+  const parsed = parseDatabaseUrl(url);
   return !!parsed && (/-pooler\./i.test(parsed.hostname) || parsed.searchParams.get("pgbouncer") === "true");
 }
 
@@ -310,8 +310,7 @@ type PoolLike = {
  * `max_prepared_statements`). Neon's pooler (`-pooler.`, PgBouncer 1.22) keeps them per client.
  */
 function namesStatements(url: string | undefined): boolean {
-  const parsed = url && URL.canParse(url) ? new URL(url) : null;
-  return parsed?.searchParams.get("pgbouncer") !== "true";
+  return (url ? parseDatabaseUrl(url) : null)?.searchParams.get("pgbouncer") !== "true";
 }
 type PgliteLike = { query(text: string, params: unknown[]): Promise<{ rows: unknown[] }> };
 

@@ -32,8 +32,20 @@ function commaList(isItem: (item: string) => boolean, rule: string) {
   );
 }
 
+/**
+ * A database URL as `URL` reads it; `null` when it is none. An empty host after a user
+ * (`postgres://app:pw@/db?host=/cloudsql/…`, a socket node-postgres takes from `host`) reads as
+ * localhost, which the WHATWG parser needs there.
+ */
+export function parseDatabaseUrl(value: string): URL | null {
+  for (const candidate of [value, value.replace("@/", "@localhost/")]) {
+    if (URL.canParse(candidate)) return new URL(candidate);
+  }
+  return null;
+}
+
 /** A scheme, a host and maybe a port: no path, no user. */
-const ORIGIN_PATTERN = /^https?:\/\/[^/\s,?#@]+$/;
+const ORIGIN_PATTERN = /^https?:\/\/[^/\\\s,?#@]+$/;
 const isOrigin = (value: string) => ORIGIN_PATTERN.test(value) && URL.canParse(value);
 
 const envSchema = z
@@ -43,7 +55,7 @@ const envSchema = z
         .string()
         .check(
           z.refine(
-            (value) => /^postgres(ql)?:\/\/\S+$/.test(value) && URL.canParse(value),
+            (value) => /^postgres(ql)?:\/\/\S+$/.test(value) && parseDatabaseUrl(value) !== null,
             "must be a postgres:// or postgresql:// URL",
           ),
         ),

@@ -22,6 +22,7 @@ describe("chooseDriver", () => {
     ["a host that only contains neon.tech", "postgres://u:p@neon.tech.example.com/app", "pg"],
     ["a host that ends in neon.tech without the dot", "postgres://u:p@notneon.tech/app", "pg"],
     ["another cloud", "postgres://u:p@db.abcdefgh.supabase.co:5432/postgres", "pg"],
+    ["a socket in place of a host", "postgres://u:p@/app?host=/cloudsql/project:region:instance", "pg"],
   ] as const)("picks the right driver for %s", (_, url, driver) => {
     expect(chooseDriver({ url })).toBe(driver);
   });

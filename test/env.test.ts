@@ -73,10 +73,16 @@ describe("parseEnv", () => {
     ["https://[::1", "an unclosed IPv6 bracket"],
     ["https://chat.example.com/", "a path"],
     ["https://user@chat.example.com", "a user"],
+    ["https://chat.example.com\\evil", "a backslash, which URL reads as a path"],
   ])("refuses the origin %s in CORS_ORIGINS (%s)", (origin) => {
     expect(messageFor({ CORS_ORIGINS: `https://ok.example.com,${origin}` })).toBe(
       "Invalid environment: CORS_ORIGINS must be * or a comma-separated list of origins like https://chat.example.com",
     );
+  });
+
+  it("takes a DATABASE_URL with a socket in place of a host, as node-postgres does", () => {
+    const url = "postgres://app:secret@/locks?host=/cloudsql/project:region:instance";
+    expect(parseEnv({ DATABASE_URL: url }).DATABASE_URL).toBe(url);
   });
 
   it("names every bad variable when there are several", () => {
