@@ -137,6 +137,7 @@ const preflight: Operation = {
         "No content. For an Origin in CORS_ORIGINS, also Access-Control-Allow-Origin, -Allow-Methods, -Allow-Headers and -Max-Age.",
       headers: headers(["Allow"]),
     },
+    "500": failed(),
   },
 };
 

@@ -1,6 +1,8 @@
 import { Validator } from "@seriousme/openapi-schema-validator";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { route as sessionLockRoute } from "../api/session-lock.js";
 import { openDatabase } from "../lib/db.js";
+import { ConfigError } from "../lib/env.js";
 import { blankPglite, engines, type TestDatabase } from "./helpers/engines.js";
 import { unusedPort } from "./helpers/net.js";
 import { authorizedGet, bindRoutes, CRON_SECRET, lockRequest, newDeviceId } from "./helpers/routes.js";
@@ -139,6 +141,17 @@ describe.each(engines.slice(0, 1))("what the routes answer on $name", (engine) =
       "OPTIONS 204",
     ]);
     for (const [path, method, response] of answers) expectDocumented(path, method, response);
+  });
+
+  it("documents the 500 of every method when the environment is bad", async () => {
+    const routes = sessionLockRoute(() => {
+      throw new ConfigError("Invalid environment: MAX_SESSION_TTL must be a whole number");
+    });
+    for (const method of ["GET", "HEAD", "PUT", "DELETE", "OPTIONS"] as const) {
+      const response = await routes[method](lockRequest(method, newDeviceId()));
+      expect(response.status, method).toBe(500);
+      expectDocumented("/api/session-lock", method, response);
+    }
   });
 
   it("documents the answers of a database that cannot be reached and of one never migrated", async () => {
