@@ -22,7 +22,12 @@ const view = {
 function apiBase() {
   const given = new URLSearchParams(location.search).get("api");
   if (!given) return location.origin;
-  const url = URL.canParse(given) ? new URL(given) : null;
+  let url = null;
+  try {
+    url = new URL(given);
+  } catch {
+    // Not a URL at all: the message below names the parameter.
+  }
   if (url?.protocol !== "http:" && url?.protocol !== "https:")
     throw new Error(`?api must be an http(s) origin such as https://locks.example.com, not ${given}`);
   return url.origin;
