@@ -129,38 +129,35 @@ async function lockFolder(dir: string): Promise<() => Promise<void>> {
   // Written whole under another name, then linked in: the lock never exists without its pid.
   const draft = `${path}.${randomUUID()}`;
   await writeFile(draft, token);
-  const ownLock = async () => {
-    heldLocks.add(path);
-    return async () => {
-      heldLocks.delete(path);
-      await rm(path, { force: true });
-    };
-  };
+  // Set once a stale lock was removed: another process that found the same one may then have
+  // removed ours after we linked it, and linked its own. The one whose lock is there a moment
+  // later has it.
+  let tookOver = false;
   try {
     for (;;) {
       try {
         await link(draft, path);
-        return await ownLock();
       } catch (error) {
         if ((error as { code?: unknown }).code !== "EEXIST") throw error;
+        const holder = Number((await readFile(path, "utf8").catch(() => "")).split(" ")[0]);
+        if (heldLocks.has(path) || (holder !== process.pid && isRunning(holder))) {
+          throw new Error(
+            `The embedded database at ${dir} is in use by process ${holder}: stop it, or set PGLITE_DIR to another folder.`,
+          );
+        }
+        await rm(path, { force: true });
+        tookOver = true;
+        continue;
       }
-      const holder = Number((await readFile(path, "utf8").catch(() => "")).split(" ")[0]);
-      if (heldLocks.has(path) || (holder !== process.pid && isRunning(holder))) {
-        throw new Error(
-          `The embedded database at ${dir} is in use by process ${holder}: stop it, or set PGLITE_DIR to another folder.`,
-        );
+      if (tookOver) {
+        await new Promise((resolvePause) => setTimeout(resolvePause, 50));
+        if ((await readFile(path, "utf8").catch(() => "")) !== token) continue;
       }
-      // Taken over: another process that found the same stale lock may have removed ours after
-      // we linked it, and linked its own. The one whose lock is there a moment later has it.
-      await rm(path, { force: true });
-      try {
-        await link(draft, path);
-      } catch (error) {
-        if ((error as { code?: unknown }).code === "EEXIST") continue;
-        throw error;
-      }
-      await new Promise((resolvePause) => setTimeout(resolvePause, 50));
-      if ((await readFile(path, "utf8").catch(() => "")) === token) return await ownLock();
+      heldLocks.add(path);
+      return async () => {
+        heldLocks.delete(path);
+        await rm(path, { force: true });
+      };
     }
   } finally {
     await rm(draft, { force: true });
@@ -324,12 +321,10 @@ export function queryOf(db: Database): Query {
   // Both pools (node-postgres and Neon's, which extends it) count their clients; PGlite does not.
   if ("totalCount" in client) {
     const pool = client as unknown as PoolLike;
-    if (!namesStatements(pool.options?.connectionString)) {
-      return async (statement, values = []) =>
-        (await pool.query({ text: statement.text, values })).rows as never[];
-    }
+    const named = namesStatements(pool.options?.connectionString);
     return async (statement, values = []) =>
-      (await pool.query({ name: statement.name, text: statement.text, values })).rows as never[];
+      (await pool.query({ name: named ? statement.name : undefined, text: statement.text, values }))
+        .rows as never[];
   }
   const pglite = client as unknown as PgliteLike;
   return async (statement, params = []) => (await pglite.query(statement.text, params)).rows as never[];
