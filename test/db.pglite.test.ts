@@ -1,22 +1,16 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
-import { mkdtemp, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { writeFile } from "node:fs/promises";
 import { describe, expect, it, onTestFinished } from "vitest";
 import { createContext } from "../lib/context.js";
 import { openDatabase, queryOf } from "../lib/db.js";
 import { parseEnv } from "../lib/env.js";
-
-/** A folder for an embedded database that does not exist yet. */
-async function newFolder(): Promise<string> {
-  return join(await mkdtemp(join(tmpdir(), "pglite-lock-")), "pglite");
-}
+import { newPgliteFolder } from "./helpers/pglite.js";
 
 describe("an embedded database's folder", () => {
   it("refuses a second open while the first is open, naming the folder, and allows it after", async () => {
-    const dir = await newFolder();
+    const dir = await newPgliteFolder("pglite-lock-");
     const first = await openDatabase({ pgliteDir: dir });
     await expect(openDatabase({ pgliteDir: dir })).rejects.toThrow(
       `The embedded database at ${dir} is in use by process ${process.pid}`,
@@ -30,7 +24,7 @@ describe("an embedded database's folder", () => {
   });
 
   it("takes over the lock of a process that is gone", async () => {
-    const dir = await newFolder();
+    const dir = await newPgliteFolder("pglite-lock-");
     const gone = spawn(process.execPath, ["-e", ""]);
     await once(gone, "exit");
     await writeFile(`${dir}.lock`, String(gone.pid));
@@ -41,7 +35,7 @@ describe("an embedded database's folder", () => {
   });
 
   it("takes over a lock with this process's own pid that no open here holds (a container's restart)", async () => {
-    const dir = await newFolder();
+    const dir = await newPgliteFolder("pglite-lock-");
     await writeFile(`${dir}.lock`, `${process.pid} from-an-earlier-life`);
 
     const handle = await openDatabase({ pgliteDir: dir });
@@ -50,14 +44,14 @@ describe("an embedded database's folder", () => {
   });
 
   it("locks a folder given as PGlite's file:// too", async () => {
-    const dir = await newFolder();
+    const dir = await newPgliteFolder("pglite-lock-");
     const first = await openDatabase({ pgliteDir: `file://${dir}` });
     onTestFinished(() => first.close());
     await expect(openDatabase({ pgliteDir: dir })).rejects.toThrow(`is in use by process ${process.pid}`);
   });
 
   it("is let go when its migrations fail, so the next request finds the same failure", async () => {
-    const dir = await newFolder();
+    const dir = await newPgliteFolder("pglite-lock-");
     // A migrations table drizzle cannot read: every migration run fails at once.
     const setup = await openDatabase({ pgliteDir: dir });
     await queryOf(setup.db)({ text: "create schema drizzle" });

@@ -1,9 +1,6 @@
 import { once } from "node:events";
 import { existsSync } from "node:fs";
-import { mkdtemp } from "node:fs/promises";
 import { type AddressInfo, connect, createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from "vitest";
 import { problemSchema } from "../lib/openapi.js";
 import { startSilentServer } from "./client.fixtures.js";
@@ -11,6 +8,7 @@ import { type DevServer, spawnDev, startDevServer } from "./helpers/dev-server.j
 import { engines, type TestDatabase } from "./helpers/engines.js";
 import { migrationCount } from "./helpers/migrations.js";
 import { unusedPort } from "./helpers/net.js";
+import { newPgliteFolder } from "./helpers/pglite.js";
 import { CRON_SECRET, newDeviceId } from "./helpers/routes.js";
 
 describe.each(
@@ -99,12 +97,22 @@ describe.each(
 /** `npm run dev` for a run that ends on its own: its exit code, and what it wrote to stderr. */
 function runDev(vars: Record<string, string>) {
   const child = spawnDev(vars);
-  child.stdout?.resume();
+  let stdout = "";
   let stderr = "";
+  child.stdout?.on("data", (chunk) => {
+    stdout += chunk;
+  });
   child.stderr?.on("data", (chunk) => {
     stderr += chunk;
   });
-  return { exitCode: once(child, "exit").then(([code]) => code), stderr: () => stderr };
+  const exited = once(child, "exit") as Promise<[number | null, NodeJS.Signals | null]>;
+  return {
+    child,
+    exited,
+    exitCode: exited.then(([code]) => code),
+    stdout: () => stdout,
+    stderr: () => stderr,
+  };
 }
 
 describe("npm run dev on a database that does not answer", () => {
@@ -153,14 +161,9 @@ describe("npm run dev stopping", () => {
   });
 
   it("waits for the migrations on a Ctrl-C during the start, then closes the database", async () => {
-    const pgliteDir = join(await mkdtemp(join(tmpdir(), "dev-start-")), "pglite");
+    const pgliteDir = await newPgliteFolder("dev-start-");
     const port = await unusedPort();
-    const child = spawnDev({ PORT: String(port), PGLITE_DIR: pgliteDir });
-    let output = "";
-    child.stdout?.on("data", (chunk) => {
-      output += chunk;
-    });
-    const exited = once(child, "exit");
+    const dev = runDev({ PORT: String(port), PGLITE_DIR: pgliteDir });
     // The port opens before the database: a fresh folder then takes seconds to create and migrate.
     await vi.waitFor(
       () =>
@@ -172,19 +175,19 @@ describe("npm run dev stopping", () => {
         }),
       { timeout: 30_000, interval: 20 },
     );
-    expect(output).not.toMatch(/listening/);
-    child.kill("SIGINT");
+    expect(dev.stdout()).not.toMatch(/listening/);
+    dev.child.kill("SIGINT");
 
-    const [code, signal] = await exited;
+    const [code, signal] = await dev.exited;
     expect({ code, signal }).toEqual({ code: 0, signal: null });
-    expect(output).toMatch(/SIGINT: closing the server and the database/);
+    expect(dev.stdout()).toMatch(/SIGINT: closing the server and the database/);
     expect(existsSync(`${pgliteDir}.lock`)).toBe(false);
   });
 });
 
 describe("two npm run dev on one embedded database", () => {
   it("stops the second with 1, naming the folder and the process that has it", async () => {
-    const pgliteDir = join(await mkdtemp(join(tmpdir(), "dev-twice-")), "pglite");
+    const pgliteDir = await newPgliteFolder("dev-twice-");
     const first = await startDevServer({ PGLITE_DIR: pgliteDir });
     try {
       const second = runDev({ PORT: String(await unusedPort()), PGLITE_DIR: pgliteDir });
@@ -211,7 +214,7 @@ describe("npm run dev with a bad environment", () => {
     const taken = createServer().listen(0, "127.0.0.1");
     await once(taken, "listening");
     const { port } = taken.address() as AddressInfo;
-    const pgliteDir = join(await mkdtemp(join(tmpdir(), "dev-port-")), "pglite");
+    const pgliteDir = await newPgliteFolder("dev-port-");
     try {
       const dev = runDev({ PORT: String(port), PGLITE_DIR: pgliteDir });
       expect(await dev.exitCode).toBe(1);

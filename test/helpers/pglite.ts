@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
@@ -57,4 +57,9 @@ export async function createPgliteTemplates(): Promise<{
 export async function openPgliteCopy(templatePath: string): Promise<DatabaseHandle> {
   const client = await PGlite.create({ loadDataDir: new Blob([await readFile(templatePath)]) });
   return { db: client, driver: "pglite", close: () => client.close() };
+}
+
+/** A path for an embedded database's folder that does not exist yet, in a new temporary folder. */
+export async function newPgliteFolder(prefix: string): Promise<string> {
+  return join(await mkdtemp(join(tmpdir(), prefix)), "pglite");
 }
