@@ -1,5 +1,5 @@
 import type { Env } from "./env.js";
-import { lockRequestSchema } from "./validation.js";
+import { DEVICE_ID_PATTERN, lockRequestSchema } from "./validation.js";
 import * as z from "./vendor/zod-mini.js";
 
 /**
@@ -147,10 +147,7 @@ const deviceHeader = {
   required: true,
   description:
     "The device id: a UUID in canonical 8-4-4-4-12 form, any version, case-insensitive; not the nil UUID.",
-  schema: {
-    type: "string",
-    pattern: "^(?!0{8}-0{4}-0{4}-0{4}-0{12}$)[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}$",
-  },
+  schema: { type: "string", pattern: DEVICE_ID_PATTERN.source },
 };
 const ifMatch = {
   name: "If-Match",

@@ -1,9 +1,12 @@
 import { ApiError } from "./errors.js";
 import * as z from "./vendor/zod-mini.js";
 
-/** A UUID in canonical 8-4-4-4-12 hex form, any version, either case. */
-const DEVICE_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const NIL_UUID = "00000000-0000-0000-0000-000000000000";
+/**
+ * A device id: a UUID in canonical 8-4-4-4-12 hex form, any version, either case, but the nil
+ * UUID. Written out without flags, so that the OpenAPI document carries the very same pattern.
+ */
+export const DEVICE_ID_PATTERN =
+  /^(?!0{8}-0{4}-0{4}-0{4}-0{12}$)[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}$/;
 
 /** 1 to 50 characters of `A-Z a-z 0-9 _ . : -`, starting with a letter or digit. */
 export const AGENT_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,49}$/;
@@ -19,7 +22,7 @@ export function parseDeviceId(raw: string | null | undefined): string {
   if (raw === null || raw === undefined || raw === "") {
     throw new ApiError("invalid_device_id", `The ${DEVICE_ID_HEADER} header is required.`);
   }
-  if (!DEVICE_ID_PATTERN.test(raw) || raw === NIL_UUID) {
+  if (!DEVICE_ID_PATTERN.test(raw)) {
     throw new ApiError(
       "invalid_device_id",
       `${DEVICE_ID_HEADER} must be one UUID in canonical 8-4-4-4-12 hex form, not the nil UUID.`,
